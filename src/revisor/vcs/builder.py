@@ -132,6 +132,7 @@ class ChangeBuilder:
 
     def write(self, path: str, data: bytes | BinaryIO, *, executable: bool | None = None) -> None:
         """Write a file. ``executable`` None keeps the mode of the file being replaced."""
+        validate_path(path)
         if isinstance(data, bytes | bytearray | memoryview):
             oid = self._pg.create_blob(bytes(data))
         elif hasattr(data, "read"):
@@ -147,6 +148,7 @@ class ChangeBuilder:
 
     def symlink(self, path: str, target: str) -> None:
         """Write a symbolic link whose target is ``target`` (stored, never followed)."""
+        validate_path(path)
         if not target or "\x00" in target:
             raise InvalidInput(f"invalid symlink target for {path!r}")
         self._put(path, (FileMode.SYMLINK, self._pg.create_blob(target.encode("utf-8"))))
