@@ -21,7 +21,7 @@ class GitRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def git(self, *args: str, input: bytes | None = None, env: dict[str, str] | None = None) -> str:  # noqa: A002
+    def git(self, *args: str, input: bytes | None = None, env: dict[str, str] | None = None) -> str:
         full_env = dict(os.environ)
         if env:
             full_env.update(env)
@@ -96,3 +96,71 @@ class GitRepo:
             self.git("add", "-A")
             self.git("commit", "-q", "--no-edit", env=env)
         return self.head()
+
+
+def fast_import(repo: GitRepo, stream: bytes) -> dict[int, str]:
+    """Feed ``stream`` to ``git fast-import`` (one process for a whole history); return the commit
+    id of each mark, by mark number."""
+    git_dir = Path(repo.git("rev-parse", "--absolute-git-dir").strip())
+    marks = git_dir / "fast-import-marks"
+    repo.git("fast-import", "--quiet", "--force", f"--export-marks={marks}", input=stream)
+    ids: dict[int, str] = {}
+    for line in marks.read_text().splitlines():
+        mark, oid = line.split()
+        ids[int(mark.lstrip(":"))] = oid
+    return ids
+
+
+def merge_resolving(
+    repo: GitRepo,
+    *branches: str,
+    files: dict[str, str | None] | None = None,
+    date: int | None = None,
+    message: str | None = None,
+) -> str:
+    """Merge ``branches`` into the current branch (no fast-forward) and commit, after writing
+    ``files`` (None: remove) over whatever the merge left, conflicts included."""
+    if date is None:
+        GitRepo._clock += 60
+        date = GitRepo._clock
+    stamp = f"{date} +0000"
+    env = {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+    subprocess.run(
+        ["git", "-C", str(repo.path), "merge", "-q", "--no-ff", "--no-commit", *branches],
+        capture_output=True,
+        env={**os.environ, **env},
+        check=False,
+    )
+    for rel, content in (files or {}).items():
+        if content is None:
+            repo.git("rm", "-q", "-r", "--cached", "--ignore-unmatch", "--", rel)
+            target = repo.path / rel
+            if target.exists():
+                target.unlink()
+        else:
+            repo.write(rel, content)
+    repo.git("add", "-A")
+    msg = message or f"merge {' '.join(branches)}"
+    repo.git("commit", "-q", "--allow-empty", "-m", msg, env=env)
+    return repo.head()
+
+
+def git_merge_tree(
+    repo: GitRepo, ours: str, theirs: str, *, allow_unrelated: bool = False
+) -> tuple[bool, str, tuple[str, ...]]:
+    """git's own answer for merging ``theirs`` into ``ours``: (clean, tree, conflicted paths).
+
+    Runs ``git merge-tree --write-tree --name-only -z`` as a separate process and reads the exit
+    code (0 clean, 1 conflicts). Pass full commit ids: git labels conflict markers with the
+    arguments exactly as given.
+    """
+    args = ["merge-tree", "--write-tree", "--name-only", "-z", "--no-messages"]
+    if allow_unrelated:
+        args.append("--allow-unrelated-histories")
+    proc = subprocess.run(
+        ["git", "-C", str(repo.path), *args, ours, theirs], capture_output=True, check=False
+    )
+    if proc.returncode not in (0, 1):
+        raise AssertionError(f"git merge-tree failed ({proc.returncode}): {proc.stderr.decode()}")
+    tree, *names = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return proc.returncode == 0, tree, tuple(n for n in names if n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from tests.gitutil import GitRepo
 ALICE = Signature("Alice Ädmin", "alice@example.com",
                   datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))))
 BOT = Signature("Revisor", "revisor@example.com",
-                datetime(2026, 1, 2, 4, 0, 0, tzinfo=timezone.utc))
+                datetime(2026, 1, 2, 4, 0, 0, tzinfo=UTC))
 
 
 def ls_tree(repo: Repository, rev: str) -> dict[str, tuple[str, str]]:

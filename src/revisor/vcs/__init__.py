@@ -1,4 +1,4 @@
-"""``revisor.vcs``: the repository abstraction, and the only package that imports pygit2 or runs git.
+"""``revisor.vcs``: the repository abstraction; the only package that imports pygit2 or runs git.
 
 Everything above this layer reads and writes git through :class:`Repository` and gets typed values
 back (``revisor.vcs.types``).

@@ -41,7 +41,7 @@ class _Dir:
         return None
 
     def names(self) -> list[str]:
-        present = {e.name for e in self.base} if self.base is not None else set()
+        present = {str(e.name) for e in self.base} if self.base is not None else set()
         for name, entry in self.over.items():
             if entry is None:
                 present.discard(name)
@@ -118,8 +118,7 @@ class ChangeBuilder:
             FileMode.SUBMODULE,
         ):
             raise PathNotFound(path)
-        data: bytes = self._pg[entry[1]].data
-        return data
+        return bytes(self._pg[entry[1]].read_raw())
 
     # -- staging --------------------------------------------------------------------------------
     def _put(self, path: str, leaf: _Leaf) -> None:
@@ -136,7 +135,7 @@ class ChangeBuilder:
         if isinstance(data, bytes | bytearray | memoryview):
             oid = self._pg.create_blob(bytes(data))
         elif hasattr(data, "read"):
-            oid = self._pg.create_blob_fromiobase(data)
+            oid = self._pg.create_blob_fromiobase(data)  # type: ignore[arg-type]
         else:
             raise InvalidInput(f"content for {path!r} must be bytes or a binary stream")
         if executable is None:
@@ -197,12 +196,12 @@ class ChangeBuilder:
                     tb.remove(name)
                 continue
             if isinstance(entry, _Dir):
-                oid = self._write_dir(entry)
-                if oid == pygit2.Oid(hex=EMPTY_TREE):
+                sub = self._write_dir(entry)
+                if sub == pygit2.Oid(hex=EMPTY_TREE):
                     if tb.get(name) is not None:
                         tb.remove(name)
                     continue
-                tb.insert(name, oid, FileMode.DIRECTORY)
+                tb.insert(name, sub, FileMode.DIRECTORY)
             else:
                 tb.insert(name, entry[1], entry[0])
         oid: pygit2.Oid = tb.write()

@@ -53,7 +53,7 @@ def run_git(
     git_dir: str | Path,
     args: Sequence[str],
     *,
-    input: bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+    input: bytes | None = None,
     timeout: float | None = None,
     check: bool = True,
     env: Mapping[str, str] | None = None,

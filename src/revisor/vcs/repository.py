@@ -137,16 +137,16 @@ class Repository:
     def __repr__(self) -> str:
         return f"Repository({str(self.path)!r}, bare={self.bare})"
 
-    def git(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:  # noqa: A002
+    def git(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run a git command on this repository (internal arguments only; see ``gitcli``)."""
         return run_git(self.git_dir, args, input=input)
 
     # -- revisions ----------------------------------------------------------------------------
-    def _dwim(self, base: str) -> pygit2.Object | None:
+    def _dwim(self, base: str) -> pygit2.Object | pygit2.Commit | None:
         pg = self.pg
         if base == "HEAD":
             try:
-                return pg.head.peel(pygit2.Commit)
+                return self._lookup_commit(pg.head.target)
             except (pygit2.GitError, KeyError):
                 return None
         if len(base) == 40 and _HEX.match(base):
@@ -189,16 +189,20 @@ class Repository:
                 for _ in range(n):
                     if not commit.parent_ids:
                         raise RevisionNotFound(rev)
-                    commit = self.pg[commit.parent_ids[0]]
+                    commit = self._lookup_commit(commit.parent_ids[0])
             elif n > 0:
                 if n > len(commit.parent_ids):
                     raise RevisionNotFound(rev)
-                commit = self.pg[commit.parent_ids[n - 1]]
+                commit = self._lookup_commit(commit.parent_ids[n - 1])
         return ObjectId(str(commit.id))
 
-    def _commit(self, rev: str) -> pygit2.Commit:
-        commit: pygit2.Commit = self.pg[self.resolve(rev)]
+    def _lookup_commit(self, oid: pygit2.Oid | str) -> pygit2.Commit:
+        commit = self.pg[oid]
+        assert isinstance(commit, pygit2.Commit)
         return commit
+
+    def _commit(self, rev: str) -> pygit2.Commit:
+        return self._lookup_commit(self.resolve(rev))
 
     # -- commits ------------------------------------------------------------------------------
     def changeset(self, rev: str) -> Changeset:
@@ -239,7 +243,7 @@ class Repository:
         validate_path(path)
         commit = self._commit(rev)
         obj = self._entry(commit, path)
-        if obj is None or obj.filemode == FileMode.DIRECTORY:
+        if obj is None or int(obj.filemode) == FileMode.DIRECTORY:
             raise PathNotFound(path, rev)
         oid, mode = obj.id, int(obj.filemode)
         kind = EntryKind.of_mode(mode)
@@ -248,8 +252,7 @@ class Repository:
         def read() -> bytes:
             if kind is EntryKind.SUBMODULE:
                 return b""
-            data: bytes = self.pg[oid].data
-            return data
+            return bytes(self.pg[oid].read_raw())
 
         def stream(chunk: int) -> Iterator[bytes]:
             if kind is EntryKind.SUBMODULE:
@@ -291,16 +294,17 @@ class Repository:
             tree = commit.tree
         else:
             obj = self._entry(commit, path)
-            if obj is None or obj.filemode != FileMode.DIRECTORY:
+            if obj is None or int(obj.filemode) != FileMode.DIRECTORY:
                 raise PathNotFound(path, rev)
             tree = obj.peel(pygit2.Tree)
         prefix = f"{path}/" if path else ""
         out = []
         for e in tree:
-            kind = EntryKind.of_mode(e.filemode)
+            name = str(e.name)
+            kind = EntryKind.of_mode(int(e.filemode))
             size = self._size(e.id) if kind in (EntryKind.FILE, EntryKind.SYMLINK) else None
             out.append(
-                TreeEntry(e.name, prefix + e.name, kind, int(e.filemode), ObjectId(str(e.id)), size)
+                TreeEntry(name, prefix + name, kind, int(e.filemode), ObjectId(str(e.id)), size)
             )
         return out
 
@@ -313,7 +317,7 @@ class Repository:
             validate_dir(path)
         start = self.resolve(rev)
         ids = _history.log(self.pg, start, path or None, limit=limit, skip=skip)
-        return [self._changeset(self.pg[i]) for i in ids]
+        return [self._changeset(self._lookup_commit(i)) for i in ids]
 
     def last_commits(self, rev: str, path: str = "") -> dict[str, Changeset]:
         """For each entry of directory ``path``, the commit that last touched it.
@@ -328,7 +332,7 @@ class Repository:
         out: dict[str, Changeset] = {}
         for name, cid in found.items():
             if cid not in cache:
-                cache[cid] = self._changeset(self.pg[cid])
+                cache[cid] = self._changeset(self._lookup_commit(cid))
             out[name] = cache[cid]
         return out
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NewType
 
 __all__ = [
     "EMPTY_TREE",
     "Change",
     "ChangeKind",
+    "Changeset",
     "EntryKind",
     "FileDiff",
     "FileMode",
@@ -23,7 +24,6 @@ __all__ = [
     "ObjectId",
     "RefUpdate",
     "Signature",
-    "Changeset",
     "TreeEntry",
     "VersionedFile",
 ]
@@ -71,7 +71,7 @@ class Signature:
 
     @classmethod
     def now(cls, name: str, email: str) -> Signature:
-        return cls(name, email, datetime.now(timezone.utc).astimezone())
+        return cls(name, email, datetime.now(UTC).astimezone())
 
     @property
     def timestamp(self) -> int:
