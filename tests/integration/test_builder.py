@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -262,3 +263,29 @@ def test_commit_is_what_git_would_make(git_repo: GitRepo) -> None:
     g.write("f/g.txt", "g\n")
     g.commit("change")
     assert repo.changeset(ours).tree == g.git("rev-parse", "HEAD^{tree}").strip()
+
+
+def test_materialize_writes_the_tree_read_only(repo: Repository, tmp_path: Path) -> None:
+    def build(b):  # type: ignore[no-untyped-def]
+        b.symlink("link", "../../outside")
+        b.write("ünï code/file %.txt", b"u")
+
+    commit(repo, build)
+    dest = tmp_path / "out"
+    count = repo.materialize("main", dest, read_only=True)
+    assert count == 6
+    assert (dest / "README.md").read_bytes() == b"hello\n"
+    assert os.access(dest / "scripts/run.sh", os.X_OK)
+    assert (dest / "link").is_symlink() and os.readlink(dest / "link") == "../../outside"
+    assert (dest / "ünï code/file %.txt").read_bytes() == b"u"
+    assert not os.access(dest / "README.md", os.W_OK) or os.geteuid() == 0
+    assert (os.stat(dest / "README.md").st_mode & 0o222) == 0
+    sub = tmp_path / "sub"
+    assert repo.materialize("main", sub, path="src") == 2
+    assert sorted(p.name for p in sub.iterdir()) == ["app.py", "pkg"]
+    with pytest.raises(FileExistsError):
+        repo.materialize("main", dest)
+    from revisor.vcs.materialize import make_writable
+
+    make_writable(dest)
+    assert os.stat(dest / "README.md").st_mode & 0o200

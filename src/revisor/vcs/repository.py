@@ -33,6 +33,7 @@ from revisor.vcs import history as _history
 from revisor.vcs import refs as _refs
 from revisor.vcs.builder import ChangeBuilder
 from revisor.vcs.gitcli import git_env, run_git
+from revisor.vcs.materialize import materialize_tree
 from revisor.vcs.merge import MergeEngine
 from revisor.vcs.names import check_ref_name, parse_revision, validate_dir, validate_path
 from revisor.vcs.types import (
@@ -307,6 +308,21 @@ class Repository:
                 TreeEntry(name, prefix + name, kind, int(e.filemode), ObjectId(str(e.id)), size)
             )
         return out
+
+    def materialize(
+        self, rev: str, dest: str | os.PathLike[str], *, path: str = "", read_only: bool = False
+    ) -> int:
+        """Write the tree of ``rev`` (or its subdirectory ``path``) into the empty directory
+        ``dest``; return the number of files written. See ``vcs.materialize``."""
+        validate_dir(path)
+        commit = self._commit(rev)
+        tree = commit.tree
+        if path:
+            obj = self._entry(commit, path)
+            if obj is None or int(obj.filemode) != FileMode.DIRECTORY:
+                raise PathNotFound(path, rev)
+            tree = obj.peel(pygit2.Tree)
+        return materialize_tree(self.pg, tree, Path(dest), read_only=read_only)
 
     # -- history ------------------------------------------------------------------------------
     def log(
