@@ -53,6 +53,7 @@ from revisor.vcs.types import (
 __all__ = ["Repository"]
 
 _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+_FULL_HEX = re.compile(r"^[0-9a-f]{40}$")
 # Blobs above this size are streamed by a git process instead of being inflated in memory.
 STREAM_THRESHOLD = 8 << 20
 
@@ -177,12 +178,21 @@ class Repository:
         Raises InvalidRevision for anything outside the accepted grammar (without running git) and
         RevisionNotFound when the revision is valid but names nothing here.
         """
+        return ObjectId(str(self._commit(rev).id))
+
+    def _commit(self, rev: str) -> pygit2.Commit:
+        """The commit object ``rev`` names (see :meth:`resolve`)."""
+        pg = self.pg
+        if len(rev) == 40 and _FULL_HEX.match(rev):  # the common case, kept cheap
+            obj = pg.get(rev)
+            if isinstance(obj, pygit2.Commit):
+                return obj
         parsed = parse_revision(rev)
-        obj = self._dwim(parsed.base)
-        if obj is None:
+        found = self._dwim(parsed.base)
+        if found is None:
             raise RevisionNotFound(rev)
         try:
-            commit = obj.peel(pygit2.Commit)
+            commit = found.peel(pygit2.Commit)
         except (pygit2.InvalidSpecError, ValueError, pygit2.GitError) as exc:
             raise InvalidRevision(rev, "does not name a commit") from exc
         for kind, n in parsed.steps:
@@ -195,15 +205,12 @@ class Repository:
                 if n > len(commit.parent_ids):
                     raise RevisionNotFound(rev)
                 commit = self._lookup_commit(commit.parent_ids[n - 1])
-        return ObjectId(str(commit.id))
+        return commit
 
     def _lookup_commit(self, oid: pygit2.Oid | str) -> pygit2.Commit:
         commit = self.pg[oid]
         assert isinstance(commit, pygit2.Commit)
         return commit
-
-    def _commit(self, rev: str) -> pygit2.Commit:
-        return self._lookup_commit(self.resolve(rev))
 
     # -- commits ------------------------------------------------------------------------------
     def changeset(self, rev: str) -> Changeset:
@@ -250,10 +257,15 @@ class Repository:
         kind = EntryKind.of_mode(mode)
         size = 0 if kind is EntryKind.SUBMODULE else self._size(oid)
 
+        owner = threading.get_ident()
+
         def read() -> bytes:
             if kind is EntryKind.SUBMODULE:
                 return b""
-            return bytes(self.pg[oid].read_raw())
+            # libgit2 objects must not cross threads: another thread looks the blob up itself
+            source = obj if threading.get_ident() == owner else self.pg[oid]
+            data: bytes = source.read_raw()
+            return data
 
         def stream(chunk: int) -> Iterator[bytes]:
             if kind is EntryKind.SUBMODULE:
