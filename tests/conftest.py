@@ -15,6 +15,8 @@ import pytest
 
 from tests.gitutil import GitRepo
 
+pytest_plugins = ["tests.support.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _blank_git_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
