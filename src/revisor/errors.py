@@ -12,32 +12,53 @@ matching a message's text. Each error carries an optional *hint*: what the user 
     │   ├── InvalidPath                           '..', absolute, NUL, inside .git, empty part
     │   ├── InvalidRevision                       option-like, ranges, bad syntax
     │   ├── InvalidRefName                        not a valid git ref name
-    │   └── PathConflict                          e.g. writing 'a/b' where 'a' is a file
+    │   ├── PathConflict                          e.g. writing 'a/b' where 'a' is a file
+    │   ├── ConfigError                           revisor.yaml or its environment; names the field
+    │   ├── InvalidRemote                         a remote URL refused: '-x', ext::, unknown scheme
+    │   └── LayoutCollision                       two repositories, or foreign files, would overlap
     ├── NotFound (LookupError)                    something named does not exist → exit 3, HTTP 404
     │   ├── RepositoryNotFound
     │   ├── RevisionNotFound
-    │   └── PathNotFound
+    │   ├── PathNotFound
+    │   └── SourceNotFound                        no configured source by that name
     ├── Conflict                                  the world moved under the caller → exit 4, 409
-    │   └── RefConflict                           a compare-and-swap lost: carries the actual value
-    └── GitFailure                                git itself failed unexpectedly → exit 1, HTTP 500
+    │   ├── RefConflict                           a compare-and-swap lost: carries the actual value
+    │   └── RemoteRefConflict                     a push's lease lost: the remote ref moved
+    ├── Unavailable                               try again later          → exit 5, HTTP 503
+    │   └── RemoteUnavailable                     a remote is down, slow or refusing; retry_after
+    ├── GitFailure                                git itself failed unexpectedly → exit 1, HTTP 500
+    └── StoreCorrupt                              a file the store keeps is damaged → exit 1, 500
+
+``LayoutCollision`` is an *InvalidInput*, not a *Conflict*: retrying never helps. Two sources whose
+directories nest, or someone else's files where a repository would go, are fixed by an operator
+(rename or move a source, pick another scheme or data directory, remove the files), and the store
+refuses before it clones anything.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "Conflict",
     "GitFailure",
     "InvalidInput",
     "InvalidPath",
     "InvalidRefName",
+    "InvalidRemote",
     "InvalidRevision",
+    "LayoutCollision",
     "NotFound",
     "PathConflict",
     "PathNotFound",
     "RefConflict",
+    "RemoteRefConflict",
+    "RemoteUnavailable",
     "RepositoryNotFound",
     "RevisionNotFound",
     "RevisorError",
+    "SourceNotFound",
+    "StoreCorrupt",
+    "Unavailable",
 ]
 
 
@@ -99,6 +120,58 @@ class PathConflict(InvalidInput):
         self.reason = reason
 
 
+class ConfigError(InvalidInput):
+    """The configuration (``revisor.yaml`` or the environment it names) is refused.
+
+    ``file`` is the configuration file (None: no file, e.g. a ``--source`` option), ``field`` the
+    dotted path of the offending field (``sources.flipt.url``), ``reason`` what is wrong with it.
+    ``problems`` holds every ``(field, reason)`` found, the first one also in ``field``/``reason``.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        field: str | None = None,
+        file: str | None = None,
+        problems: tuple[tuple[str | None, str], ...] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.file = file
+        self.field = field
+        self.reason = reason
+        self.problems = problems or ((field, reason),)
+        lines = [": ".join(p for p in (file, where, why) if p) for where, why in self.problems]
+        super().__init__("\n".join(lines), hint=hint)
+
+
+class InvalidRemote(InvalidInput):
+    """A remote URL Revisor refuses to hand to git. ``url`` is already redacted."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"invalid remote {url!r}: {reason}",
+            hint="use https://, http://, ssh://, user@host:path, git://, file:// or a local path",
+        )
+        self.url = url
+        self.reason = reason
+
+
+class LayoutCollision(InvalidInput):
+    """Placing a repository at ``path`` would overlap ``other`` (a placed repository or foreign
+    files): one path equals or contains the other."""
+
+    def __init__(self, path: str, other: str, reason: str) -> None:
+        super().__init__(
+            f"cannot place {path}: {reason}",
+            hint="rename or move one of the sources, choose another scheme or data directory, "
+            "or remove the files that are in the way",
+        )
+        self.path = path
+        self.other = other
+        self.reason = reason
+
+
 class NotFound(RevisorError, LookupError):
     """Something the caller named does not exist."""
 
@@ -126,6 +199,17 @@ class PathNotFound(NotFound):
         self.rev = rev
 
 
+class SourceNotFound(NotFound):
+    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
+        listed = ", ".join(known) if known else "none are configured"
+        super().__init__(
+            f"no source named {name!r}",
+            hint=f"configured sources: {listed}",
+        )
+        self.name = name
+        self.known = known
+
+
 class Conflict(RevisorError):
     """The state changed under the caller; retrying with fresh state may succeed."""
 
@@ -145,9 +229,61 @@ class RefConflict(Conflict):
         self.actual = actual
 
 
+class RemoteRefConflict(Conflict):
+    """A push with a lease lost: the remote ref no longer holds the expected value."""
+
+    def __init__(self, ref: str, expected: str | None, actual: str | None) -> None:
+        want = expected if expected is not None else "(absent)"
+        have = actual if actual is not None else "(absent)"
+        super().__init__(
+            f"remote ref {ref} moved: expected {want}, found {have}",
+            hint="fetch the source and retry against the remote's current value",
+        )
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+
+
+class Unavailable(RevisorError):
+    """Something Revisor depends on cannot answer now; retrying later may succeed."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class RemoteUnavailable(Unavailable):
+    """A remote is down, too slow, or refused the operation. ``stderr`` is already redacted."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stderr: str = "",
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, hint=hint)
+        self.stderr = stderr
+
+
 class GitFailure(RevisorError):
     """git (or libgit2) failed in a way that is not the caller's fault."""
 
     def __init__(self, message: str, *, stderr: str = "", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.stderr = stderr
+
+
+class StoreCorrupt(RevisorError):
+    """A file the store keeps for itself (a registry, a state file) is damaged."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"damaged store file {path}: {reason}",
+            hint="restore or remove the file; Revisor rebuilds what it can",
+        )
+        self.path = path
+        self.reason = reason

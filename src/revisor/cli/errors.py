@@ -13,7 +13,14 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from revisor.errors import Conflict, GitFailure, InvalidInput, NotFound, RevisorError
+from revisor.errors import (
+    Conflict,
+    GitFailure,
+    InvalidInput,
+    NotFound,
+    RevisorError,
+    Unavailable,
+)
 
 __all__ = ["ExitCode", "exit_code_for", "handle_errors"]
 
@@ -24,6 +31,7 @@ class ExitCode(enum.IntEnum):
     INVALID = 2  # the caller's input was refused (also click's usage errors)
     NOT_FOUND = 3
     CONFLICT = 4
+    UNAVAILABLE = 5  # a remote or service is down; retry later
 
 
 def exit_code_for(exc: RevisorError) -> ExitCode:
@@ -33,6 +41,8 @@ def exit_code_for(exc: RevisorError) -> ExitCode:
         return ExitCode.NOT_FOUND
     if isinstance(exc, Conflict):
         return ExitCode.CONFLICT
+    if isinstance(exc, Unavailable):
+        return ExitCode.UNAVAILABLE
     if isinstance(exc, GitFailure):
         return ExitCode.FAILURE
     return ExitCode.FAILURE

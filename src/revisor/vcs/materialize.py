@@ -63,23 +63,23 @@ def _write(pg: pygit2.Repository, tree: pygit2.Tree, where: Path) -> int:
 
 
 def _freeze(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+    for dirpath, _dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames:
             p = os.path.join(dirpath, name)
             if not os.path.islink(p):
                 st = os.stat(p)
                 os.chmod(p, stat.S_IMODE(st.st_mode) & ~0o222)
-        os.chmod(dirpath, 0o555)
+        os.chmod(dirpath, 0o555)  # noqa: S103 - read-only on purpose
 
 
 def make_writable(root: Path) -> None:
     """Undo the read-only protection so a prepared directory can be replaced or removed."""
     if not root.exists():
         return
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 - restoring the usual mode
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames:
-            os.chmod(os.path.join(dirpath, name), 0o755)
+            os.chmod(os.path.join(dirpath, name), 0o755)  # noqa: S103
         for name in filenames:
             p = os.path.join(dirpath, name)
             if not os.path.islink(p):
