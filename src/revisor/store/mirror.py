@@ -27,7 +27,7 @@ from pathlib import Path
 import filelock
 
 from revisor.errors import GitFailure, RefConflict, RemoteRefConflict, RemoteUnavailable
-from revisor.store.transport import GitAuth, NetworkPolicy, retry, run_remote
+from revisor.store.transport import GitAuth, NetworkPolicy, Progress, retry, run_remote
 from revisor.store.urls import redact, strip_userinfo
 from revisor.vcs import ObjectId, RefUpdate, Repository
 
@@ -164,19 +164,31 @@ class Mirror:
             self.repo.git("symbolic-ref", "HEAD", branch)
 
     # -- fetching -------------------------------------------------------------------------------
-    def fetch(self, *, wait: float = 600.0) -> FetchResult:
+    def fetch(
+        self,
+        *,
+        wait: float = 600.0,
+        progress: Progress | None = None,
+        started_after: float | None = None,
+    ) -> FetchResult:
         """Bring the mirror up to date with the remote (creating it on first use).
 
-        Retries with backoff; on final failure the mirror stays readable at its last fetched state
-        and the failure is recorded (see :meth:`read_state`).
+        One fetch runs at a time per mirror, across processes. A caller that finds one running
+        waits for it and takes its result (``fetched`` False) instead of fetching again — unless
+        ``started_after`` demands a fetch that began after that time (e.g. after a commit id was
+        found missing). Retries with backoff; on final failure the mirror stays readable at its
+        last fetched state and the failure is recorded (see :meth:`read_state`).
         """
         asked = time.time()
         with self.locked(wait):
             if self.exists:
                 state = self.read_state()
-                if state.last_fetch_started is not None and state.last_fetch_started >= asked:
+                joined = state.last_fetch_ok is not None and state.last_fetch_ok >= asked
+                if joined and started_after is not None:
+                    joined = (state.last_fetch_started or 0.0) >= started_after
+                if joined:
                     return FetchResult((), fetched=False, seconds=0.0)
-            return self._fetch_locked()
+            return self._fetch_locked(progress)
 
     @contextmanager
     def locked(self, wait: float = 600.0) -> Iterator[None]:
@@ -194,7 +206,7 @@ class Mirror:
         finally:
             self._lock.release()
 
-    def _fetch_locked(self) -> FetchResult:
+    def _fetch_locked(self, progress: Progress | None = None) -> FetchResult:
         first = not self.exists
         if first:
             self.create()
@@ -205,13 +217,13 @@ class Mirror:
         start = time.perf_counter()
         args = [
             "fetch", "--prune", "--no-tags", "--no-recurse-submodules", "--no-write-fetch-head",
-            "--quiet", "--end-of-options", self.url, *FETCH_REFSPECS,
+            *([] if progress else ["--quiet"]), "--end-of-options", self.url, *FETCH_REFSPECS,
         ]
         try:
             retry(
                 lambda: run_remote(
                     self.path, args, auth=self._auth(), policy=self.policy,
-                    what=f"fetch {self.display_url}",
+                    what=f"fetch {self.display_url}", progress=progress,
                 ),
                 self.policy,
             )

@@ -17,9 +17,12 @@ Every git process that touches the network is started through :func:`run_remote`
 from __future__ import annotations
 
 import logging
+import os
 import random
+import re
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +31,14 @@ from typing import TypeVar
 
 from revisor.errors import GitFailure, RemoteUnavailable
 from revisor.store.urls import redact
-from revisor.vcs.gitcli import run_git
+from revisor.vcs.gitcli import GIT, git_env, run_git
 
-__all__ = ["GitAuth", "NetworkPolicy", "retry", "run_remote"]
+__all__ = ["GitAuth", "NetworkPolicy", "Progress", "retry", "run_remote"]
+
+Progress = Callable[[str, int, int], None]
+"""Called with (phase, done, total) as git reports progress, e.g. ("Receiving objects", 45, 100)."""
+
+_PROGRESS = re.compile(rb"([A-Za-z][A-Za-z ]+):\s+\d+% \((\d+)/(\d+)\)")
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +114,68 @@ def run_remote(
     policy: NetworkPolicy,
     what: str,
     check: bool = True,
+    progress: Progress | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run one network git command; failures become RemoteUnavailable with redacted details."""
-    try:
-        proc = run_git(
-            git_dir, args, timeout=policy.timeout, check=False, env=remote_env(auth, policy)
-        )
-    except GitFailure as exc:  # the hard deadline
-        raise RemoteUnavailable(f"{what}: {redact(str(exc))}") from None
+    """Run one network git command; failures become RemoteUnavailable with redacted details.
+
+    With ``progress``, git's progress meter is parsed as it runs and reported to the callback.
+    """
+    secrets = (auth.password,) if auth is not None and auth.password else ()
+    env = remote_env(auth, policy)
+    if progress is None:
+        try:
+            proc = run_git(git_dir, args, timeout=policy.timeout, check=False, env=env)
+        except GitFailure as exc:  # the hard deadline
+            raise RemoteUnavailable(f"{what}: {redact(str(exc), secrets)}") from None
+    else:
+        proc = _run_with_progress(git_dir, args, env, policy.timeout, progress, what)
     if check and proc.returncode != 0:
-        stderr = redact(proc.stderr.decode("utf-8", "replace").strip())
+        stderr = redact(proc.stderr.decode("utf-8", "replace").strip(), secrets)
         last = stderr.splitlines()[-1] if stderr else f"exit {proc.returncode}"
         raise RemoteUnavailable(f"{what}: {last}", stderr=stderr)
     return proc
+
+
+def _run_with_progress(
+    git_dir: Path,
+    args: Sequence[str],
+    env: dict[str, str],
+    timeout: float,
+    progress: Progress,
+    what: str,
+) -> subprocess.CompletedProcess[bytes]:
+    cmd = [GIT, f"--git-dir={os.fspath(git_dir)}", *args]
+    if args and args[0] in ("fetch", "push", "clone") and "--progress" not in args:
+        cmd.insert(3, "--progress")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env(env)
+    )
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    out_chunks: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: out_chunks.append(proc.stdout.read() if proc.stdout else b""), daemon=True
+    )
+    reader.start()
+    err = bytearray()
+    assert proc.stderr is not None
+    try:
+        pending = b""
+        while block := os.read(proc.stderr.fileno(), 4096):
+            err += block
+            pending += block
+            *lines, pending = re.split(rb"[\r\n]", pending)
+            for line in lines:
+                m = _PROGRESS.search(line)
+                if m:
+                    progress(m.group(1).decode().strip(), int(m.group(2)), int(m.group(3)))
+        proc.wait()
+    finally:
+        timer.cancel()
+        reader.join(timeout=5)
+    if proc.returncode < 0:
+        raise RemoteUnavailable(f"{what}: timed out after {timeout:.0f}s")
+    return subprocess.CompletedProcess(cmd, proc.returncode, b"".join(out_chunks), bytes(err))
 
 
 T = TypeVar("T")
