@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from revisor.vcs import Change, Changeset, TreeEntry
@@ -14,6 +16,7 @@ __all__ = [
     "changeset_dict",
     "dumps",
     "format_change",
+    "format_entries",
     "format_entry",
     "format_log_line",
     "to_plain",
@@ -26,6 +29,8 @@ def to_plain(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_plain(getattr(value, f.name))
@@ -69,3 +74,16 @@ def format_change(c: Change) -> str:
     if c.old_path and c.old_path != c.path:
         return f"{letter}  {c.old_path} -> {c.path}"
     return f"{letter}  {c.path}"
+
+
+def format_entries(entries: list[TreeEntry], last: Mapping[str, Changeset]) -> Iterator[str]:
+    """Directory lines, with the last commit of each entry in aligned columns when given."""
+    width = max((len(e.name) + (e.kind.value == "dir") for e in entries), default=0)
+    for e in entries:
+        line = format_entry(e)
+        cs = last.get(e.name)
+        if cs is not None:
+            pad = " " * (width - len(e.name) - (e.kind.value == "dir"))
+            when = cs.author.time.strftime("%Y-%m-%d")
+            line += f"{pad}  {cs.id[:12]}  {when}  {cs.summary}"
+        yield line
