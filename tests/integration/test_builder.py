@@ -289,3 +289,15 @@ def test_materialize_writes_the_tree_read_only(repo: Repository, tmp_path: Path)
 
     make_writable(dest)
     assert os.stat(dest / "README.md").st_mode & 0o200
+
+
+def test_directory_emptied_then_replaced_by_a_file(repo: Repository) -> None:
+    def build(b):  # type: ignore[no-untyped-def]
+        b.delete("src/app.py")
+        b.delete("src/pkg/mod.py")
+        b.write("src", b"now a file\n")
+
+    c = commit(repo, build)
+    assert c is not None
+    assert repo.file("main", "src").data == b"now a file\n"
+    fsck(repo)

@@ -40,6 +40,14 @@ class _Dir:
             return (obj.filemode, obj.id)
         return None
 
+    def is_empty(self) -> bool:
+        """True when nothing but (recursively) empty directories remains."""
+        for name in self.names():
+            entry = self.get(name)
+            if not isinstance(entry, _Dir) or not entry.is_empty():
+                return False
+        return True
+
     def names(self) -> list[str]:
         present = {str(e.name) for e in self.base} if self.base is not None else set()
         for name, entry in self.over.items():
@@ -125,6 +133,8 @@ class ChangeBuilder:
         d, name = self._parent_of(path, create=True)
         assert d is not None
         current = d.get(name)
+        if isinstance(current, _Dir) and current.is_empty():
+            current = None  # a directory whose contents were all deleted
         if isinstance(current, _Dir) or (current is not None and current[0] == FileMode.DIRECTORY):
             raise PathConflict(path, "is a directory")
         d.over[name] = leaf

@@ -336,6 +336,40 @@ class Repository:
             tree = obj.peel(pygit2.Tree)
         return materialize_tree(self.pg, tree, Path(dest), read_only=read_only)
 
+    def files(self, rev: str, path: str = "") -> dict[str, tuple[int, ObjectId]]:
+        """Every non-directory entry under ``path`` in ``rev``, recursively: path → (mode, id)."""
+        validate_dir(path)
+        commit = self._commit(rev)
+        tree = commit.tree
+        if path:
+            obj = self._entry(commit, path)
+            if obj is None or int(obj.filemode) != FileMode.DIRECTORY:
+                raise PathNotFound(path, rev)
+            tree = obj.peel(pygit2.Tree)
+        out: dict[str, tuple[int, ObjectId]] = {}
+        stack: list[tuple[str, pygit2.Tree]] = [(f"{path}/" if path else "", tree)]
+        while stack:
+            prefix, current = stack.pop()
+            for e in current:
+                mode = int(e.filemode)
+                if mode == FileMode.DIRECTORY:
+                    sub = self.pg[e.id]
+                    assert isinstance(sub, pygit2.Tree)
+                    stack.append((f"{prefix}{e.name}/", sub))
+                else:
+                    out[f"{prefix}{e.name}"] = (mode, ObjectId(str(e.id)))
+        return out
+
+    @staticmethod
+    def hash_file(path: str | os.PathLike[str]) -> ObjectId:
+        """The blob id a file's content would have, computed by streaming, writing nothing."""
+        return ObjectId(str(pygit2.hashfile(os.fspath(path))))
+
+    @staticmethod
+    def hash_bytes(data: bytes) -> ObjectId:
+        """The blob id of ``data``, writing nothing."""
+        return ObjectId(str(pygit2.hash(data)))
+
     # -- history ------------------------------------------------------------------------------
     def log(
         self, rev: str, path: str | None = None, *, limit: int | None = None, skip: int = 0
