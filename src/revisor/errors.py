@@ -20,12 +20,20 @@ matching a message's text. Each error carries an optional *hint*: what the user 
     │   ├── RepositoryNotFound
     │   ├── RevisionNotFound
     │   ├── PathNotFound
-    │   └── SourceNotFound                        no configured source by that name
+    │   ├── SourceNotFound                        no configured source by that name
+    │   ├── ProposalNotFound                      no proposal with that number on that source
+    │   └── TransactionNotFound                   no journal entry with that transaction id
     ├── Conflict                                  the world moved under the caller → exit 4, 409
     │   ├── RefConflict                           a compare-and-swap lost: carries the actual value
-    │   └── RemoteRefConflict                     a push's lease lost: the remote ref moved
+    │   ├── RemoteRefConflict                     a push's lease lost: the remote ref moved
+    │   ├── InvalidState                          not allowed in its current state (merge a closed
+    │   │                                         proposal, advance a finished transaction)
+    │   ├── StaleBase                             the base branch is not at the expected commit
+    │   └── TransactionInProgress                 the same idempotency key is running elsewhere
+    ├── NotAllowed                                refused by policy or role  → exit 6, HTTP 403
     ├── Unavailable                               try again later          → exit 5, HTTP 503
-    │   └── RemoteUnavailable                     a remote is down, slow or refusing; retry_after
+    │   ├── RemoteUnavailable                     a remote is down, slow or refusing; retry_after
+    │   └── DatabaseUnavailable                   the database is locked past its timeout or down
     ├── GitFailure                                git itself failed unexpectedly → exit 1, HTTP 500
     └── StoreCorrupt                              a file the store keeps is damaged → exit 1, 500
 
@@ -40,16 +48,20 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "Conflict",
+    "DatabaseUnavailable",
     "GitFailure",
     "InvalidInput",
     "InvalidPath",
     "InvalidRefName",
     "InvalidRemote",
     "InvalidRevision",
+    "InvalidState",
     "LayoutCollision",
+    "NotAllowed",
     "NotFound",
     "PathConflict",
     "PathNotFound",
+    "ProposalNotFound",
     "RefConflict",
     "RemoteRefConflict",
     "RemoteUnavailable",
@@ -57,7 +69,10 @@ __all__ = [
     "RevisionNotFound",
     "RevisorError",
     "SourceNotFound",
+    "StaleBase",
     "StoreCorrupt",
+    "TransactionInProgress",
+    "TransactionNotFound",
     "Unavailable",
 ]
 
@@ -210,6 +225,22 @@ class SourceNotFound(NotFound):
         self.known = known
 
 
+class ProposalNotFound(NotFound):
+    def __init__(self, source: str, number: int) -> None:
+        super().__init__(
+            f"no proposal #{number} on source {source!r}",
+            hint="list the source's proposals to find its number",
+        )
+        self.source = source
+        self.number = number
+
+
+class TransactionNotFound(NotFound):
+    def __init__(self, tx_id: str) -> None:
+        super().__init__(f"no transaction {tx_id!r}")
+        self.tx_id = tx_id
+
+
 class Conflict(RevisorError):
     """The state changed under the caller; retrying with fresh state may succeed."""
 
@@ -244,6 +275,38 @@ class RemoteRefConflict(Conflict):
         self.actual = actual
 
 
+class InvalidState(Conflict):
+    """The thing exists but its state forbids the operation: merging a closed proposal, changing
+    a finished transaction. ``state`` is the state it was found in."""
+
+    def __init__(self, what: str, state: str, action: str, *, hint: str | None = None) -> None:
+        super().__init__(f"cannot {action} {what}: it is {state}", hint=hint)
+        self.what = what
+        self.state = state
+        self.action = action
+
+
+class StaleBase(Conflict):
+    """A change expected its base branch at one commit, and the branch is elsewhere now."""
+
+    def __init__(self, ref: str, expected: str | None, actual: str | None) -> None:
+        super().__init__(
+            f"{ref} is at {actual or '(absent)'}, not at the expected {expected or '(absent)'}",
+            hint="read the current state, reapply the change on it, and retry",
+        )
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+
+
+class TransactionInProgress(Conflict):
+    """A transaction with the same idempotency key is running, or failed without a result."""
+
+
+class NotAllowed(RevisorError):
+    """Refused by the source's policy or the caller's role."""
+
+
 class Unavailable(RevisorError):
     """Something Revisor depends on cannot answer now; retrying later may succeed."""
 
@@ -267,6 +330,10 @@ class RemoteUnavailable(Unavailable):
     ) -> None:
         super().__init__(message, retry_after=retry_after, hint=hint)
         self.stderr = stderr
+
+
+class DatabaseUnavailable(Unavailable):
+    """The metadata database is locked past its busy timeout, unreachable, or lost a deadlock."""
 
 
 class GitFailure(RevisorError):

@@ -17,6 +17,7 @@ from revisor.errors import (
     Conflict,
     GitFailure,
     InvalidInput,
+    NotAllowed,
     NotFound,
     RevisorError,
     Unavailable,
@@ -32,6 +33,7 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 3
     CONFLICT = 4
     UNAVAILABLE = 5  # a remote or service is down; retry later
+    NOT_ALLOWED = 6  # refused by policy or role
 
 
 def exit_code_for(exc: RevisorError) -> ExitCode:
@@ -41,6 +43,8 @@ def exit_code_for(exc: RevisorError) -> ExitCode:
         return ExitCode.NOT_FOUND
     if isinstance(exc, Conflict):
         return ExitCode.CONFLICT
+    if isinstance(exc, NotAllowed):
+        return ExitCode.NOT_ALLOWED
     if isinstance(exc, Unavailable):
         return ExitCode.UNAVAILABLE
     if isinstance(exc, GitFailure):

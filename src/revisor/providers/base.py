@@ -9,6 +9,7 @@ Providers return typed :class:`Proposal` values and raise Revisor's errors (``No
 from __future__ import annotations
 
 import abc
+import builtins
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from revisor.errors import Conflict
 from revisor.vcs import ObjectId, Signature
 
 __all__ = [
+    "Comment",
     "MergeConflict",
     "MergeMethod",
     "Mergeability",
@@ -80,6 +82,18 @@ class Proposal:
     updated_at: datetime
     merged_commit: ObjectId | None = None
     labels: tuple[str, ...] = field(default=())
+    merge_method: MergeMethod | None = None  # how it was merged, when the provider knows
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One comment on a proposal."""
+
+    id: int
+    author_name: str
+    author_email: str
+    text: str
+    created_at: datetime
 
 
 class MergeConflict(Conflict):
@@ -123,8 +137,10 @@ class Provider(abc.ABC):
         title: str | None = None,
         description: str | None = None,
         source_commit: ObjectId | None = None,
+        actor: Signature | None = None,
     ) -> Proposal:
-        """Change a proposal's text, or record that its branch moved."""
+        """Change a proposal's text, or record that its branch moved (``actor``: who did it;
+        None: Revisor itself)."""
 
     @abc.abstractmethod
     def mergeability(self, number: int) -> Mergeability:
@@ -141,3 +157,7 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def comment(self, number: int, text: str, actor: Signature) -> None:
         """Add a comment."""
+
+    @abc.abstractmethod
+    def comments(self, number: int) -> builtins.list[Comment]:
+        """Its comments, oldest first."""

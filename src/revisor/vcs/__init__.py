@@ -5,6 +5,7 @@ back (``revisor.vcs.types``).
 """
 
 from revisor.vcs.builder import ChangeBuilder
+from revisor.vcs.commits import commits_to_replay, create_commit
 from revisor.vcs.names import check_ref_name, parse_revision, validate_dir, validate_path
 from revisor.vcs.repository import Repository
 from revisor.vcs.types import (
@@ -40,6 +41,8 @@ __all__ = [
     "TreeEntry",
     "VersionedFile",
     "check_ref_name",
+    "commits_to_replay",
+    "create_commit",
     "parse_revision",
     "validate_dir",
     "validate_path",

@@ -1,0 +1,32 @@
+"""Who hosts a source's proposals, chosen by its ``provider.type``.
+
+``make_provider`` is the one place that turns a source's configuration into a :class:`Provider`.
+The builtin provider keeps proposals in Revisor's database; the external SCMs (GitHub, GitLab,
+Gitea, Gerrit) are added by their own modules.
+"""
+
+from __future__ import annotations
+
+from revisor.db.audit import AuditLog
+from revisor.db.database import Database
+from revisor.errors import ConfigError
+from revisor.providers.base import Provider
+from revisor.providers.builtin import BuiltinProvider
+from revisor.store.store import StoreSource
+from revisor.vcs import Signature
+
+__all__ = ["make_provider"]
+
+
+def make_provider(
+    source: StoreSource, db: Database, audit: AuditLog, committer: Signature
+) -> Provider:
+    """The provider configured for ``source``."""
+    kind = source.config.provider.type
+    if kind == "builtin":
+        return BuiltinProvider(source, db, audit, committer)
+    raise ConfigError(
+        f"provider type {kind!r} is not available in this version of Revisor",
+        field=f"sources.{source.name}.provider.type",
+        hint="use 'builtin' until this provider is supported",
+    )

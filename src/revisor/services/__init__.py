@@ -1,0 +1,1 @@
+"""``revisor.services``: the use cases, one module each, on top of core, store and adapters."""

@@ -1,0 +1,142 @@
+"""A configured source as the library's users see it: ``view`` to read, ``update`` to change.
+
+This is seed 000's ``FilesystemStore`` done properly. ``view(rev)`` resolves the revision once
+(honouring the source's freshness) and returns a pinned :class:`Snapshot`; ``update(...)`` runs one
+:class:`Transaction` from start to end — changes given as values, made by a callback, or edited in
+a work directory — and returns its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, overload
+
+from revisor.core.changes import FileChange
+from revisor.core.snapshot import Snapshot
+from revisor.core.transaction import Transaction, TransactionResult, recover
+from revisor.providers.base import Provider
+from revisor.store.store import StoreSource
+from revisor.vcs import Signature
+
+if TYPE_CHECKING:
+    from revisor.bootstrap import Revisor
+
+__all__ = ["Source"]
+
+T = TypeVar("T")
+
+
+class Source:
+    """One source of an opened :class:`~revisor.bootstrap.Revisor`."""
+
+    def __init__(self, app: Revisor, stored: StoreSource) -> None:
+        self._app = app
+        self.stored = stored
+        self.name = stored.name
+        self._provider: Provider | None = None
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r})"
+
+    @property
+    def provider(self) -> Provider:
+        """Who hosts this source's proposals (the builtin provider unless configured)."""
+        if self._provider is None:
+            from revisor.providers.factory import make_provider
+
+            self._provider = make_provider(
+                self.stored, self._app.db, self._app.audit, self._app.identity
+            )
+        return self._provider
+
+    # -- reading ------------------------------------------------------------------------------
+    @overload
+    def view(self, rev: str | None = None) -> Snapshot: ...
+
+    @overload
+    def view(self, rev: str | None, fn: Callable[[Snapshot], T]) -> T: ...
+
+    def view(
+        self, rev: str | None = None, fn: Callable[[Snapshot], T] | None = None
+    ) -> Snapshot | T:
+        """A read-only snapshot of ``rev`` (default: the target branch), pinned to one commit.
+
+        With ``fn``, call it with the snapshot and return its result (its errors propagate).
+        """
+        commit = self.stored.resolve(rev or self.stored.target_branch, fresh=True)
+        snapshot = Snapshot(self.stored.repository, commit, source=self.stored)
+        if fn is None:
+            return snapshot
+        with snapshot:
+            return fn(snapshot)
+
+    # -- changing -----------------------------------------------------------------------------
+    def transaction(
+        self,
+        message: str,
+        author: Signature,
+        *,
+        base: str | None = None,
+        branch: str | None = None,
+        propose: bool = True,
+        expected: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Begin a transaction; finish it with ``commit()`` or use it as a context manager."""
+        return Transaction(
+            source=self.stored,
+            journal=self._app.journal,
+            audit=self._app.audit,
+            provider=self.provider if propose else None,
+            committer=self._app.identity,
+            tmp_dir=self._app.tmp_dir,
+            base=base,
+            message=message,
+            author=author,
+            branch=branch,
+            propose=propose,
+            expected=expected,
+            idempotency_key=idempotency_key,
+        )
+
+    def update(
+        self,
+        base: str | None,
+        message: str,
+        author: Signature,
+        fn: Callable[[Transaction], object] | None = None,
+        changes: Sequence[FileChange] | None = None,
+        *,
+        branch: str | None = None,
+        propose: bool = True,
+        expected: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TransactionResult:
+        """Make one atomic change: apply ``changes``, then call ``fn(tx)``; commit, push, propose.
+
+        Nothing changed → an empty result (no commit, branch, push or proposal). Any failure
+        leaves nothing behind and propagates.
+        """
+        tx = self.transaction(
+            message, author, base=base, branch=branch, propose=propose, expected=expected,
+            idempotency_key=idempotency_key,
+        )
+        if tx.result is not None:  # the same idempotency key ran before
+            return tx.result
+        try:
+            if changes:
+                tx.apply(changes)
+            if fn is not None:
+                fn(tx)
+        except BaseException as exc:
+            tx.abort(exc)
+            raise
+        return tx.commit()
+
+    def recover(self) -> list[str]:
+        """Complete or undo transactions of processes that died; return their ids."""
+        return recover(self.stored, self._app.journal, self._app.audit, self.provider)
+
+    def materialize(self, rev: str, directory: Path) -> Path:
+        return self.view(rev).materialize(directory)
