@@ -10,7 +10,7 @@ import typer
 from revisor import __version__
 from revisor.cli.context import CliContext
 
-__all__ = ["JsonOpt", "app"]
+__all__ = ["JsonOpt", "SourceArg", "app"]
 
 app = typer.Typer(
     name="revisor",
@@ -21,6 +21,9 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+SourceArg = Annotated[
+    str, typer.Argument(help="A configured source's name, or a repository path (bare or not).")
+]
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from revisor.cli.app import JsonOpt, app
+from revisor.cli.app import JsonOpt, SourceArg, app
 from revisor.cli.context import cli_context
 from revisor.cli.errors import handle_errors
 from revisor.cli.render import (
@@ -19,9 +19,6 @@ from revisor.cli.render import (
     to_plain,
 )
 
-SourceArg = Annotated[
-    str, typer.Argument(help="A configured source's name, or a repository path (bare or not).")
-]
 RevArg = Annotated[str, typer.Argument(help="A branch, tag, commit id or HEAD, with ~N / ^N.")]
 
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from revisor.config import Config, load_config
+from revisor.config import Config, adhoc_source, load_config
 from revisor.store.store import Store, StoreSource
 from revisor.vcs import ObjectId, Repository
+
+if TYPE_CHECKING:
+    from revisor.bootstrap import Revisor
 
 __all__ = ["CliContext", "Target", "cli_context"]
 
@@ -37,12 +41,29 @@ class CliContext:
         self.config_path = config_path
         self._config: Config | None = None
         self._store: Store | None = None
+        self._app: Revisor | None = None
 
     @property
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
         return self._config
+
+    def app_for(self, source_or_path: str) -> tuple[Revisor, str]:
+        """An opened Revisor that knows ``source_or_path``, and the source's name in it.
+
+        A repository path that is not a configured source is added as an ad-hoc local source.
+        """
+        from revisor.bootstrap import Revisor
+
+        config = self.config
+        name = source_or_path
+        if name not in config.sources:
+            name, source = adhoc_source(source_or_path)
+            config = config.with_source(name, source)
+        if self._app is None or self._app.config is not config:
+            self._app = Revisor(config).start()
+        return self._app, name
 
     @property
     def store(self) -> Store:

@@ -7,7 +7,12 @@ on stderr with an exit code chosen by ``cli.errors``; ``--json`` prints machine-
 
 from __future__ import annotations
 
-from revisor.cli import browse, sources  # noqa: F401 - importing registers the commands
+from revisor.cli import (  # noqa: F401 - importing registers the commands
+    browse,
+    changes,
+    proposals,
+    sources,
+)
 from revisor.cli.app import app
 
 __all__ = ["app", "main"]
