@@ -40,9 +40,9 @@ def _count(mirror: Mirror) -> tuple[int, int]:
 def maintain(mirror: Mirror, *, prune_after: str = "2.weeks.ago") -> MaintenanceResult:
     """Pack refs, repack and gc (keeping every ref's objects), then write the commit-graph."""
     start = time.perf_counter()
-    loose_before, _ = _count(mirror)
     steps = []
     with mirror.locked():
+        loose_before, _ = _count(mirror)
         run_git(mirror.path, ["pack-refs", "--all", "--prune"])
         steps.append("pack-refs")
         run_git(mirror.path, ["-c", "gc.writeCommitGraph=false", "gc", "--quiet",
@@ -51,6 +51,6 @@ def maintain(mirror: Mirror, *, prune_after: str = "2.weeks.ago") -> Maintenance
         run_git(mirror.path, ["commit-graph", "write", "--reachable", "--changed-paths",
                               "--no-progress"])
         steps.append("commit-graph --changed-paths")
-    loose_after, packs = _count(mirror)
+        loose_after, packs = _count(mirror)
     return MaintenanceResult(tuple(steps), time.perf_counter() - start, loose_before,
                              loose_after, packs)

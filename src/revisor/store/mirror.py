@@ -4,9 +4,16 @@ A mirror holds the upstream's branches and tags under ``refs/heads/*`` and ``ref
 as last fetched (moved and deleted upstream refs follow, with prune), and Revisor's own refs under
 ``refs/revisor/*``, which a fetch never touches. Nobody above the store runs ``git clone``.
 
-- One fetch at a time per mirror, across threads and processes (a file lock). A caller that finds a
-  fetch running waits for it and, if it started after the caller asked, takes its result instead of
+- One fetch at a time per mirror, across threads and processes: a lock shared by every ``Mirror``
+  of one path in a process, around a file lock for other processes. A caller that finds a fetch
+  running waits for it and, if it ended after the caller asked, takes its result instead of
   fetching again.
+- HEAD names the remote's HEAD branch (or the configured one); it is set by the first fetch that
+  succeeds, and remembered so that a repair can restore it.
+- What a killed process leaves behind does not wedge fetching: an invalid HEAD is rewritten
+  before a fetch, and when a fetch fails, ``*.lock`` files older than ``STALE_LOCK_SECONDS`` are
+  removed and the fetch is tried once more (``recovery.doctor`` reports and repairs the same,
+  and rebuilds mirrors whose objects are damaged).
 - Pushes carry a lease: the remote ref moves only if it still holds the expected value, otherwise
   :class:`~revisor.errors.RemoteRefConflict` with the value found. Several refs go atomically.
 - Credentials never touch the mirror's config (see ``transport``); the URL stored in the mirror's
@@ -18,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +45,44 @@ log = logging.getLogger(__name__)
 
 FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 STATE_FILE = "revisor-state.json"
+# A ``*.lock`` file older than this inside a mirror was left by a killed process: git holds its
+# locks for milliseconds, and Revisor's own long operations run under the mirror's lock.
+STALE_LOCK_SECONDS = 60.0
 _ZERO = "0" * 40
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+class _PathLock:
+    """A mirror's lock in this process: a re-entrant thread lock around the cross-process file
+    lock. ``filelock`` alone excludes processes but not threads (with ``thread_local=False`` a
+    second thread just bumps the first one's counter), and two ``FileLock`` objects on one file
+    in one process would block each other even in one thread."""
+
+    def __init__(self, path: str) -> None:
+        self.threads = threading.RLock()
+        self.file = filelock.FileLock(path, thread_local=False)
+
+
+_PATH_LOCKS: dict[str, _PathLock] = {}
+_PATH_LOCKS_GUARD = threading.Lock()
+
+
+def _path_lock(path: str) -> _PathLock:
+    with _PATH_LOCKS_GUARD:
+        lock = _PATH_LOCKS.get(path)
+        if lock is None:
+            lock = _PATH_LOCKS[path] = _PathLock(path)
+        return lock
+
+
+def _forget_locks_after_fork() -> None:
+    # A forked child holds none of its parent's locks: start it with fresh ones.
+    global _PATH_LOCKS_GUARD
+    _PATH_LOCKS_GUARD = threading.Lock()
+    _PATH_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_after_fork)
 
 
 @dataclass(frozen=True)
@@ -102,7 +147,7 @@ class Mirror:
         self.policy = policy or NetworkPolicy()
         self.default_branch = default_branch
         self._repo: Repository | None = None
-        self._lock = filelock.FileLock(str(path) + ".fetch.lock", thread_local=False)
+        self._lock_path = os.path.abspath(str(path) + ".fetch.lock")
 
     def __repr__(self) -> str:
         return f"Mirror({str(self.path)!r}, {self.display_url!r})"
@@ -117,6 +162,50 @@ class Mirror:
         if self._repo is None:
             self._repo = Repository.open(self.path)
         return self._repo
+
+    def head_ok(self) -> bool:
+        """True when HEAD is a symbolic ref under ``refs/`` or a commit id (git needs one)."""
+        try:
+            text = (self.path / "HEAD").read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        if text.startswith("ref: refs/"):
+            return True
+        return len(text) == 40 and set(text) <= _HEX_DIGITS
+
+    def stale_locks(self, stale_after: float = STALE_LOCK_SECONDS) -> list[Path]:
+        """``*.lock`` files in the mirror older than ``stale_after`` seconds."""
+        now = time.time()
+        found = []
+        for lock in self.path.rglob("*.lock"):
+            try:
+                if lock.is_file() and now - lock.stat().st_mtime >= stale_after:
+                    found.append(lock)
+            except OSError:
+                continue
+        return sorted(found)
+
+    def repair_head(self) -> str:
+        """Point a missing, empty or invalid HEAD at :meth:`head_branch`; return that ref."""
+        branch = self.head_branch()
+        tmp = self.path / f"HEAD.{os.getpid()}.tmp"
+        tmp.write_text(f"ref: {branch}\n")
+        os.replace(tmp, self.path / "HEAD")
+        self._repo = None
+        return branch
+
+    def _repair_small_damage(self) -> bool:
+        """What a killed process leaves (an invalid HEAD, stale locks), repaired in place before
+        it can fail every fetch; True if anything was repaired. ``doctor`` reports the same."""
+        repaired = False
+        if not self.head_ok():
+            log.warning("%s: HEAD was invalid; set to %s", self.display_url, self.repair_head())
+            repaired = True
+        for lock in self.stale_locks():
+            lock.unlink(missing_ok=True)
+            log.warning("%s: removed stale lock %s", self.display_url, lock.relative_to(self.path))
+            repaired = True
+        return repaired
 
     def read_state(self) -> MirrorState:
         try:
@@ -158,10 +247,32 @@ class Mirror:
                 return line[5:-5]
         return None
 
-    def _set_head(self) -> None:
-        branch = f"refs/heads/{self.default_branch}" if self.default_branch else self.remote_head()
-        if branch:
-            self.repo.git("symbolic-ref", "HEAD", branch)
+    def head_branch(self) -> str:
+        """The ref HEAD should name: the configured branch, else the remote's HEAD as last
+        learnt, else ``refs/heads/main``."""
+        if self.default_branch:
+            return f"refs/heads/{self.default_branch}"
+        head = self.read_state().extra.get("head")
+        if isinstance(head, str) and head.startswith("refs/heads/"):
+            return head
+        return "refs/heads/main"
+
+    def _set_head(self, state: MirrorState) -> None:
+        """Point HEAD at the configured branch or the remote's HEAD, and remember it in
+        ``state``. Learning the remote's HEAD may fail: HEAD is then left alone and the next fetch
+        tries again."""
+        if self.default_branch:
+            branch: str | None = f"refs/heads/{self.default_branch}"
+        else:
+            try:
+                branch = retry(self.remote_head, self.policy)
+            except RemoteUnavailable as exc:
+                log.warning("%s: the remote's HEAD is unknown for now: %s", self.display_url, exc)
+                return
+        if branch is None or not branch.startswith("refs/heads/"):
+            branch = self.repo.head_ref or "refs/heads/main"
+        self.repo.git("symbolic-ref", "HEAD", branch)
+        state.extra["head"] = branch
 
     # -- fetching -------------------------------------------------------------------------------
     def fetch(
@@ -173,43 +284,59 @@ class Mirror:
     ) -> FetchResult:
         """Bring the mirror up to date with the remote (creating it on first use).
 
-        One fetch runs at a time per mirror, across processes. A caller that finds one running
-        waits for it and takes its result (``fetched`` False) instead of fetching again — unless
-        ``started_after`` demands a fetch that began after that time (e.g. after a commit id was
-        found missing). Retries with backoff; on final failure the mirror stays readable at its
-        last fetched state and the failure is recorded (see :meth:`read_state`).
+        One fetch runs at a time per mirror, across threads and processes. A caller that finds one
+        running waits for it and takes its result instead of fetching again: ``fetched`` False
+        if it worked, its :class:`RemoteUnavailable` if it failed — unless ``started_after``
+        demands a fetch that began after that time (e.g. after a commit id was found missing).
+        Retries with backoff; on final failure the mirror stays readable at its last fetched
+        state and the failure is recorded (see :meth:`read_state`).
         """
         asked = time.time()
         with self.locked(wait):
             if self.exists:
                 state = self.read_state()
-                joined = state.last_fetch_ok is not None and state.last_fetch_ok >= asked
+                ok_at, failed_at = state.last_fetch_ok or 0.0, state.last_error_at or 0.0
+                joined = max(ok_at, failed_at) >= asked
                 if joined and started_after is not None:
                     joined = (state.last_fetch_started or 0.0) >= started_after
+                if joined and failed_at > ok_at and state.last_error is not None:
+                    # The fetch we waited for failed: say so rather than hammer the remote again.
+                    raise RemoteUnavailable(state.last_error)
                 if joined:
                     return FetchResult((), fetched=False, seconds=0.0)
             return self._fetch_locked(progress)
 
     @contextmanager
     def locked(self, wait: float = 600.0) -> Iterator[None]:
-        """Hold the mirror's lock (reentrant) against fetches, repairs and maintenance."""
+        """Hold the mirror's lock (re-entrant) against fetches, repairs and maintenance, in
+        other threads and other processes."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _path_lock(self._lock_path)
+        deadline = time.monotonic() + wait
+        busy = RemoteUnavailable(
+            f"{self.display_url} is busy in another thread or process for more than {wait:.0f}s",
+            retry_after=wait,
+        )
+        if not lock.threads.acquire(timeout=wait):
+            raise busy
         try:
-            self._lock.acquire(timeout=wait)
-        except filelock.Timeout:
-            raise RemoteUnavailable(
-                f"{self.display_url} is busy in another process for more than {wait:.0f}s",
-                retry_after=wait,
-            ) from None
-        try:
-            yield
+            try:
+                lock.file.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            except filelock.Timeout:
+                raise busy from None
+            try:
+                yield
+            finally:
+                lock.file.release()
         finally:
-            self._lock.release()
+            lock.threads.release()
 
     def _fetch_locked(self, progress: Progress | None = None) -> FetchResult:
         first = not self.exists
         if first:
             self.create()
+        elif not self.head_ok():
+            self._repair_small_damage()
         state = self.read_state()
         state.last_fetch_started = time.time()
         self._write_state(state)
@@ -219,21 +346,30 @@ class Mirror:
             "fetch", "--prune", "--no-tags", "--no-recurse-submodules", "--no-write-fetch-head",
             *([] if progress else ["--quiet"]), "--end-of-options", self.url, *FETCH_REFSPECS,
         ]
-        try:
-            retry(
-                lambda: run_remote(
-                    self.path, args, auth=self._auth(), policy=self.policy,
-                    what=f"fetch {self.display_url}", progress=progress,
-                ),
-                self.policy,
+
+        def attempt() -> None:
+            run_remote(
+                self.path, args, auth=self._auth(), policy=self.policy,
+                what=f"fetch {self.display_url}", progress=progress,
             )
+
+        try:
+            try:
+                retry(attempt, self.policy)
+            except RemoteUnavailable:
+                # The remote may be fine and the mirror at fault (a lock left by a killed
+                # process): repair what is cheap to repair, and try once more if anything was.
+                if not self._repair_small_damage():
+                    raise
+                attempt()
         except RemoteUnavailable as exc:
             state.last_error, state.last_error_at = str(exc), time.time()
             state.consecutive_failures += 1
             self._write_state(state)
             raise
-        if first:
-            self._set_head()
+        wanted = f"refs/heads/{self.default_branch}" if self.default_branch else None
+        if "head" not in state.extra or (wanted and state.extra["head"] != wanted):
+            self._set_head(state)
         after = self.repo.refs("refs/heads/") | self.repo.refs("refs/tags/")
         state.last_fetch_ok = time.time()
         state.last_error = None
@@ -290,6 +426,10 @@ class Mirror:
     def _explain_push_failure(self, updates: Sequence[PushUpdate], stderr: str) -> None:
         # Decide from the remote's state, not from git's wording.
         actual = self.ls_remote([u.ref for u in updates])
+        if all(actual.get(u.ref) == u.new for u in updates):
+            # Applied, but the answer was lost on the way back (a dropped connection): success.
+            log.info("push to %s applied although git reported a failure", self.display_url)
+            return
         for u in updates:
             if actual.get(u.ref) != u.expected:
                 raise RemoteRefConflict(u.ref, u.expected, actual.get(u.ref))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from revisor.config import Config, GitSource, LocalSource
-from revisor.errors import InvalidInput, RemoteUnavailable, RevisionNotFound
+from revisor.errors import InvalidInput, RemoteUnavailable, RevisionNotFound, RevisorError
 from revisor.store.maintenance import MaintenanceResult, maintain
 from revisor.store.mirror import FetchResult, Mirror, PushUpdate
 from revisor.store.recovery import DoctorReport, doctor
@@ -135,14 +135,21 @@ class StoreSource:
         )
 
     def is_due(self, now: float | None = None) -> bool:
-        """True when the last successful fetch is older than the source's refresh interval."""
-        fresh = self.freshness(now)
+        """True when the last fetch attempt is older than the source's refresh interval.
+
+        A failed fetch counts as an attempt: while the remote is down, reads that ask for
+        freshness are served from the last fetched state without trying again before the next
+        interval (see :meth:`freshness` for how stale that is).
+        """
         if self.mirror is None:
             return False
-        if fresh.staleness is None:
+        assert isinstance(self.config, GitSource)
+        state = self.mirror.read_state()
+        attempts = [t for t in (state.last_fetch_ok, state.last_error_at) if t is not None]
+        if not attempts:
             return True
-        assert fresh.refresh_interval is not None
-        return fresh.staleness >= fresh.refresh_interval
+        now = now if now is not None else time.time()
+        return now - max(attempts) >= self.config.refresh.total_seconds()
 
     def refresh(self, *, progress: Progress | None = None) -> FetchResult | None:
         """Fetch the source now (None for a local source, which is always current)."""
@@ -155,30 +162,40 @@ class StoreSource:
 
         ``fresh``: fetch first if the source is due (at most once per refresh interval); when the
         remote is down the answer comes from the last fetched state (see :meth:`freshness`). A
-        revision unknown here triggers one fetch before :class:`RevisionNotFound`.
+        revision unknown here triggers one fetch before :class:`RevisionNotFound` (one per call:
+        the freshness fetch counts); when that fetch fails, its :class:`RemoteUnavailable` is
+        raised instead, since the revision may exist upstream.
         """
-        fetched = False
+        attempted = False
+        failure: RemoteUnavailable | None = None
         if fresh and self.mirror is not None and self.is_due():
-            fetched = self._refresh_tolerant()
+            attempted = True
+            failure = self._refresh_tolerant()
         asked = time.time()
         try:
             return self.repository.resolve(rev)
         except RevisionNotFound:
-            if self.mirror is None or fetched:
+            if self.mirror is None:
+                raise
+            if attempted:
+                # This call has had its one fetch; if it failed, that is the honest answer.
+                if failure is not None:
+                    raise failure from None
                 raise
         self.mirror.fetch(started_after=asked)
         return self.repository.resolve(rev)
 
-    def _refresh_tolerant(self) -> bool:
+    def _refresh_tolerant(self) -> RemoteUnavailable | None:
+        """Refresh; when that fails but an earlier fetch worked, log and return the failure."""
         assert self.mirror is not None
         try:
             self.refresh()
-            return True
+            return None
         except RemoteUnavailable as exc:
             if not self.mirror.exists or self.mirror.read_state().last_fetch_ok is None:
                 raise
             log.warning("%s: serving the last fetched state: %s", self.name, exc)
-            return False
+            return exc
 
     # -- writing to the remote ------------------------------------------------------------------
     def push(self, updates: Sequence[PushUpdate]) -> None:
@@ -200,7 +217,9 @@ class StoreSource:
         return doctor(self.mirror, repair=repair, full=full)
 
     def maintain(self) -> MaintenanceResult | None:
-        if self.mirror is None:
+        """Maintain the mirror (see ``store.maintenance``); None for a local source, which is
+        the owner's to maintain, or a mirror not fetched yet."""
+        if self.mirror is None or not self.mirror.exists:
             return None
         return maintain(self.mirror)
 
@@ -269,7 +288,8 @@ class Store:
                 continue
             try:
                 results[src.name] = src.refresh()
-            except RemoteUnavailable as exc:
+            except RevisorError as exc:  # unreachable, a missing secret, a broken mirror
+                log.warning("%s: refresh failed: %s", src.name, exc)
                 if on_error is not None:
                     on_error(src.name, exc)
         return results

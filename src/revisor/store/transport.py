@@ -8,7 +8,8 @@ Every git process that touches the network is started through :func:`run_remote`
 - refuses dangerous transports (``ext::``, ``fd::``) at the protocol level too, never prompts, and
   turns off auto-gc (maintenance is the store's, on its own schedule);
 - bounds every operation: a stall below ``low_speed_limit`` bytes/s for ``stall_seconds`` aborts it,
-  and the process has a hard deadline;
+  and the process has a hard deadline, at which its whole process group (git and its transport
+  helpers) is killed;
 - redacts every URL and secret from the errors it raises.
 
 :func:`retry` retries a network operation with exponential backoff and full jitter.
@@ -16,11 +17,13 @@ Every git process that touches the network is started through :func:`run_remote`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import re
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -31,7 +34,7 @@ from typing import TypeVar
 
 from revisor.errors import GitFailure, RemoteUnavailable
 from revisor.store.urls import redact
-from revisor.vcs.gitcli import GIT, git_env, run_git
+from revisor.vcs.gitcli import GIT, git_env
 
 __all__ = ["GitAuth", "NetworkPolicy", "Progress", "retry", "run_remote"]
 
@@ -118,51 +121,75 @@ def run_remote(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run one network git command; failures become RemoteUnavailable with redacted details.
 
-    With ``progress``, git's progress meter is parsed as it runs and reported to the callback.
+    git runs in a process group of its own, and at the hard deadline (``policy.timeout``) the
+    whole group is killed: git's transport helpers (``git remote-http``, ``ssh``) hold the
+    connection, and killing ``git`` alone would leave them running. With ``progress``, git's
+    progress meter is parsed as it runs and reported to the callback.
     """
     secrets = (auth.password,) if auth is not None and auth.password else ()
     env = remote_env(auth, policy)
-    if progress is None:
-        try:
-            proc = run_git(git_dir, args, timeout=policy.timeout, check=False, env=env)
-        except GitFailure as exc:  # the hard deadline
-            raise RemoteUnavailable(f"{what}: {redact(str(exc), secrets)}") from None
-    else:
-        proc = _run_with_progress(git_dir, args, env, policy.timeout, progress, what)
+    proc = _run_bounded(git_dir, args, env, policy.timeout, progress, what)
     if check and proc.returncode != 0:
         stderr = redact(proc.stderr.decode("utf-8", "replace").strip(), secrets)
-        last = stderr.splitlines()[-1] if stderr else f"exit {proc.returncode}"
-        raise RemoteUnavailable(f"{what}: {last}", stderr=stderr)
+        raise RemoteUnavailable(f"{what}: {_summary(stderr, proc.returncode)}", stderr=stderr)
     return proc
 
 
-def _run_with_progress(
+def _summary(stderr: str, returncode: int) -> str:
+    """The line of git's stderr that says what went wrong: the first ``fatal:`` or ``error:``
+    (later lines are often advice), else the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line
+    return lines[-1] if lines else f"exit {returncode}"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _run_bounded(
     git_dir: Path,
     args: Sequence[str],
     env: dict[str, str],
     timeout: float,
-    progress: Progress,
+    progress: Progress | None,
     what: str,
 ) -> subprocess.CompletedProcess[bytes]:
     cmd = [GIT, f"--git-dir={os.fspath(git_dir)}", *args]
-    if args and args[0] in ("fetch", "push", "clone") and "--progress" not in args:
+    wants_meter = args and args[0] in ("fetch", "push", "clone") and "--progress" not in args
+    if progress is not None and wants_meter:
         cmd.insert(3, "--progress")
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env(env)
-    )
-    timer = threading.Timer(timeout, proc.kill)
+    try:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=git_env(env), start_new_session=True,
+        )
+    except OSError as exc:
+        raise GitFailure(f"could not run git: {exc}", hint="is git (>= 2.38) installed?") from exc
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        _kill_group(proc)
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
     timer.start()
     out_chunks: list[bytes] = []
-    reader = threading.Thread(
-        target=lambda: out_chunks.append(proc.stdout.read() if proc.stdout else b""), daemon=True
-    )
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout = proc.stdout
+    reader = threading.Thread(target=lambda: out_chunks.append(stdout.read()), daemon=True)
     reader.start()
     err = bytearray()
-    assert proc.stderr is not None
     try:
         pending = b""
-        while block := os.read(proc.stderr.fileno(), 4096):
+        while block := os.read(proc.stderr.fileno(), 65536):
             err += block
+            if progress is None:
+                continue
             pending += block
             *lines, pending = re.split(rb"[\r\n]", pending)
             for line in lines:
@@ -170,11 +197,17 @@ def _run_with_progress(
                 if m:
                     progress(m.group(1).decode().strip(), int(m.group(2)), int(m.group(3)))
         proc.wait()
+    except BaseException:
+        _kill_group(proc)  # a failing callback, KeyboardInterrupt: leave nothing running
+        proc.wait()
+        raise
     finally:
         timer.cancel()
         reader.join(timeout=5)
-    if proc.returncode < 0:
-        raise RemoteUnavailable(f"{what}: timed out after {timeout:.0f}s")
+        proc.stdout.close()
+        proc.stderr.close()
+    if timed_out.is_set():
+        raise RemoteUnavailable(f"{what}: timed out after {timeout:g}s")
     return subprocess.CompletedProcess(cmd, proc.returncode, b"".join(out_chunks), bytes(err))
 
 
