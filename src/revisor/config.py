@@ -181,7 +181,8 @@ def _absolute(path: Path, info: ValidationInfo) -> Path:
     if "\x00" in str(path):
         raise ValueError("a path must not contain NUL")
     path = path.expanduser()
-    return path if path.is_absolute() else _base_dir(info) / path
+    # normalised lexically ('a/../b' → 'b'), not resolved: symlinks are the operator's choice
+    return Path(os.path.normpath(path if path.is_absolute() else _base_dir(info) / path))
 
 
 def _check_url(url: str, info: ValidationInfo) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from datetime import timedelta
@@ -151,7 +152,7 @@ def test_relative_paths_are_relative_to_the_files_directory(
     assert config.data_dir == conf_dir / "data"
     a, b, c = (config.source(n) for n in "abc")
     assert isinstance(a, LocalSource) and a.path == conf_dir / "repos" / "a"
-    assert isinstance(b, GitSource) and b.url == str(conf_dir / "../mirrors/b.git")
+    assert isinstance(b, GitSource) and b.url == os.path.normpath(conf_dir / "../mirrors/b.git")
     assert isinstance(c, GitSource) and c.credentials is not None
     assert c.credentials.ssh_key_file == conf_dir / "id_c"
     assert path.exists()
