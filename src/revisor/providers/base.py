@@ -18,6 +18,8 @@ from revisor.errors import Conflict
 from revisor.vcs import ObjectId, Signature
 
 __all__ = [
+    "Check",
+    "CheckState",
     "Comment",
     "MergeConflict",
     "MergeMethod",
@@ -26,6 +28,7 @@ __all__ = [
     "ProposalRequest",
     "ProposalStatus",
     "Provider",
+    "Review",
 ]
 
 
@@ -63,6 +66,37 @@ class ProposalRequest:
     labels: tuple[str, ...] = ()
 
 
+class CheckState(enum.StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    NEUTRAL = "neutral"  # skipped, cancelled, or informational
+
+
+@dataclass(frozen=True)
+class Check:
+    """One CI result on the proposal's commit: a GitHub check run, a GitLab pipeline, a Gerrit
+    ``Verified`` vote."""
+
+    name: str
+    state: CheckState
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """One reviewer's verdict: a GitHub review, a GitLab approval, a Gerrit label vote.
+
+    ``label``/``value`` carry Gerrit-style votes (``Code-Review`` +2); ``approved`` is the
+    provider-neutral reading (a positive, sufficient vote or an approval).
+    """
+
+    reviewer: str
+    approved: bool
+    label: str | None = None
+    value: int | None = None
+
+
 @dataclass(frozen=True)
 class Proposal:
     """A proposal as its provider reports it."""
@@ -83,6 +117,10 @@ class Proposal:
     merged_commit: ObjectId | None = None
     labels: tuple[str, ...] = field(default=())
     merge_method: MergeMethod | None = None  # how it was merged, when the provider knows
+    mergeable: bool | None = None  # as the provider last computed it; None: unknown
+    checks: tuple[Check, ...] = field(default=())
+    reviews: tuple[Review, ...] = field(default=())
+    external_id: str | None = None  # the SCM's own id (a Gerrit Change-Id, a GitLab MR iid…)
 
 
 @dataclass(frozen=True)
