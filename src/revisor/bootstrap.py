@@ -6,15 +6,17 @@ crashed processes are cleaned up, and the store, journal, audit log and sources 
 
 from __future__ import annotations
 
+import logging
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from revisor.config import Config, load_config
+from revisor.core.workdir import remove_tree
 from revisor.db.audit import AuditLog
 from revisor.db.database import Database
 from revisor.db.journal import Journal
+from revisor.errors import RevisorError
 from revisor.services.sources import Source
 from revisor.store.store import Store
 from revisor.store.transport import NetworkPolicy
@@ -23,6 +25,8 @@ from revisor.vcs import Signature
 __all__ = ["DEFAULT_IDENTITY", "Revisor", "open_revisor"]
 
 DEFAULT_IDENTITY = Signature.now("Revisor", "revisor@localhost")
+
+log = logging.getLogger(__name__)
 
 
 class Revisor:
@@ -53,7 +57,10 @@ class Revisor:
         self._clean_tmp()
         if recover:
             for source in self.sources():
-                source.recover()
+                try:
+                    source.recover()
+                except RevisorError as exc:  # one broken source must not stop the others
+                    log.warning("%s: recovery postponed: %s", source.name, exc)
         return self
 
     def _clean_tmp(self) -> None:
@@ -63,10 +70,7 @@ class Revisor:
             pid = leftover.name.split("-")[3] if leftover.name.count("-") >= 4 else ""
             if pid.isdigit() and _alive(int(pid)):
                 continue
-            from revisor.vcs.materialize import make_writable
-
-            make_writable(leftover)
-            shutil.rmtree(leftover, ignore_errors=True)
+            remove_tree(leftover)
 
     def source(self, name: str) -> Source:
         if name not in self._sources:

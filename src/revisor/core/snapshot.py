@@ -8,13 +8,14 @@ caller asks for a real directory with :meth:`Snapshot.materialize`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from revisor.errors import PathNotFound
+from revisor.errors import GitFailure, PathNotFound
 from revisor.store.schemes import Layout, Scheme, host_and_project, project_path
 from revisor.store.store import StoreSource
 from revisor.vcs import EntryKind, ObjectId, Repository, TreeEntry, validate_dir, validate_path
@@ -34,11 +35,11 @@ class Stat:
 
 
 class _BlobReader(io.RawIOBase):
-    """A read-only binary stream over a blob's chunks."""
+    """A read-only binary stream over a blob's chunks; closing it stops the reading early."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._buffer = b""
+        self._buffer = memoryview(b"")
 
     def readable(self) -> bool:
         return True
@@ -46,13 +47,24 @@ class _BlobReader(io.RawIOBase):
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buffer:
             try:
-                self._buffer = next(self._chunks)
+                self._buffer = memoryview(next(self._chunks))
             except StopIteration:
                 return 0
         n = min(len(b), len(self._buffer))
         b[:n] = self._buffer[:n]
         self._buffer = self._buffer[n:]
         return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._buffer = memoryview(b"")
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                # A reader closed half-way stops the process streaming the blob, which then
+                # reports the broken pipe: not an error of the caller's.
+                with contextlib.suppress(GitFailure):
+                    close()
+        super().close()
 
 
 class Snapshot:

@@ -10,6 +10,7 @@ files are never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -19,7 +20,7 @@ from pathlib import Path
 from revisor.errors import InvalidPath
 from revisor.vcs import ChangeBuilder, FileMode, ObjectId, Repository, validate_path
 
-__all__ = ["Workdir"]
+__all__ = ["Workdir", "remove_tree"]
 
 
 class Workdir:
@@ -30,7 +31,11 @@ class Workdir:
         self.path = Path(tempfile.mkdtemp(prefix=f"revisor-tx-{tag}-{os.getpid()}-", dir=parent))
         self._repo = repo
         self._commit = commit
-        repo.materialize(commit, self.path)
+        try:
+            repo.materialize(commit, self.path)
+        except BaseException:
+            self.remove()
+            raise
 
     def _scan(self) -> dict[str, tuple[int, Path]]:
         found: dict[str, tuple[int, Path]] = {}
@@ -72,22 +77,41 @@ class Workdir:
             old = base.get(rel)
             if mode == FileMode.SYMLINK:
                 target = os.readlink(full)
-                if old is None or old[0] != mode or old[1] != Repository.hash_bytes(
+                same = old is not None and old[0] == mode and old[1] == Repository.hash_bytes(
                     target.encode("utf-8", "surrogateescape")
-                ):
-                    if builder.exists(rel) and old is not None and old[0] != FileMode.SYMLINK:
-                        builder.delete(rel)
-                    builder.symlink(rel, target)
+                )
+                if not same:
+                    builder.symlink(rel, target)  # replaces a file or a link that was there
                 continue
-            if old is not None and old[0] == mode and old[1] == Repository.hash_file(full):
-                continue
-            if old is not None and old[0] == FileMode.SYMLINK:
-                builder.delete(rel)
-            if old is not None and old[1] == Repository.hash_file(full):
-                builder.chmod(rel, executable=mode == FileMode.EXECUTABLE)
+            executable = mode == FileMode.EXECUTABLE
+            if old is not None and old[0] in (FileMode.FILE, FileMode.EXECUTABLE) and (
+                old[1] == Repository.hash_file(full)
+            ):
+                if old[0] != mode:
+                    builder.chmod(rel, executable=executable)
                 continue
             with open(full, "rb") as fh:
-                builder.write(rel, fh, executable=mode == FileMode.EXECUTABLE)
+                builder.write(rel, fh, executable=executable)
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Delete the directory, also when a tool left parts of it read-only."""
+        remove_tree(self.path)
+
+
+def remove_tree(root: Path) -> None:
+    """Delete ``root`` (a work directory, maybe of a dead process) with everything in it.
+
+    Directories a tool made read-only are given back to their owner first. Symbolic links are
+    never followed: one pointing outside (``link -> /home/me``) is removed, its target untouched.
+    """
+    if root.is_symlink() or not root.is_dir():
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(root, 0o700)
+    for dirpath, dirnames, _filenames in os.walk(root):
+        for name in dirnames:
+            sub = os.path.join(dirpath, name)
+            if not os.path.islink(sub):
+                with contextlib.suppress(OSError):
+                    os.chmod(sub, 0o700)
+    shutil.rmtree(root, ignore_errors=True)

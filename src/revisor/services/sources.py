@@ -116,7 +116,10 @@ class Source:
         """Make one atomic change: apply ``changes``, then call ``fn(tx)``; commit, push, propose.
 
         Nothing changed → an empty result (no commit, branch, push or proposal). Any failure
-        leaves nothing behind and propagates.
+        leaves nothing behind and propagates; if what reached the remote cannot be undone at
+        that moment (the remote is down), :meth:`recover` undoes it later. ``expected`` is
+        checked against the remote as it is now (the mirror is fetched first). The same
+        ``idempotency_key`` again returns the first result (``replayed``) and does nothing.
         """
         tx = self.transaction(
             message, author, base=base, branch=branch, propose=propose, expected=expected,
@@ -135,7 +138,8 @@ class Source:
         return tx.commit()
 
     def recover(self) -> list[str]:
-        """Complete or undo transactions of processes that died; return their ids."""
+        """Complete or undo the transactions that no longer run — of processes that died, or of
+        this one when undoing a failed transaction was impossible — and return their ids."""
         return recover(self.stored, self._app.journal, self._app.audit, self.provider)
 
     def materialize(self, rev: str, directory: Path) -> Path:
