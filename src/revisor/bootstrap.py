@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from revisor.config import Config, load_config
-from revisor.core.workdir import remove_tree
 from revisor.db.audit import AuditLog
 from revisor.db.database import Database
 from revisor.db.journal import Journal
@@ -21,6 +20,7 @@ from revisor.services.sources import Source
 from revisor.store.store import Store
 from revisor.store.transport import NetworkPolicy
 from revisor.vcs import Signature
+from revisor.vcs.materialize import remove_tree
 
 __all__ = ["DEFAULT_IDENTITY", "Revisor", "open_revisor"]
 

@@ -10,17 +10,16 @@ files are never loaded.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import stat
 import tempfile
 from pathlib import Path
 
 from revisor.errors import InvalidPath
 from revisor.vcs import ChangeBuilder, FileMode, ObjectId, Repository, validate_path
+from revisor.vcs.materialize import remove_tree
 
-__all__ = ["Workdir", "remove_tree"]
+__all__ = ["Workdir"]
 
 
 class Workdir:
@@ -96,22 +95,3 @@ class Workdir:
     def remove(self) -> None:
         """Delete the directory, also when a tool left parts of it read-only."""
         remove_tree(self.path)
-
-
-def remove_tree(root: Path) -> None:
-    """Delete ``root`` (a work directory, maybe of a dead process) with everything in it.
-
-    Directories a tool made read-only are given back to their owner first. Symbolic links are
-    never followed: one pointing outside (``link -> /home/me``) is removed, its target untouched.
-    """
-    if root.is_symlink() or not root.is_dir():
-        return
-    with contextlib.suppress(OSError):
-        os.chmod(root, 0o700)
-    for dirpath, dirnames, _filenames in os.walk(root):
-        for name in dirnames:
-            sub = os.path.join(dirpath, name)
-            if not os.path.islink(sub):
-                with contextlib.suppress(OSError):
-                    os.chmod(sub, 0o700)
-    shutil.rmtree(root, ignore_errors=True)

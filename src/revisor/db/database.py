@@ -31,17 +31,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import filelock
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from revisor.errors import DatabaseUnavailable, InvalidInput
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 __all__ = ["BUSY_TIMEOUT", "DB_FILE", "MIGRATIONS", "Database"]
 
@@ -184,6 +185,8 @@ class Database:
     # -- migrations -------------------------------------------------------------------------------
     def alembic_config(self) -> AlembicConfig:
         """Alembic's configuration for the migrations shipped in this package."""
+        from alembic.config import Config as AlembicConfig  # imported when needed: ~0.5 s
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option(
@@ -194,6 +197,8 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` (the newest by default). Idempotent; safe when
         several threads or processes call it at once (they take turns)."""
+        from alembic import command
+
         cfg = self.alembic_config()
         with (
             self._migrate_lock,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from revisor.store.schemes import Layout, Scheme, host_and_project, project_path
 from revisor.store.transport import GitAuth, NetworkPolicy, Progress
 from revisor.store.urls import Transport, strip_userinfo
 from revisor.vcs import ObjectId, Repository
-from revisor.vcs.materialize import make_writable
+from revisor.vcs.materialize import remove_tree
 
 __all__ = ["Freshness", "Prepared", "Store", "StoreSource"]
 
@@ -238,8 +237,7 @@ class StoreSource:
         layout = Layout(root)
         dest = layout.place(self.name, project_path(scheme, host, project))
         if dest.exists():
-            make_writable(dest)
-            shutil.rmtree(dest)
+            remove_tree(dest)
         files = self.repository.materialize(commit, dest, read_only=True)
         return Prepared(dest, commit, files)
 

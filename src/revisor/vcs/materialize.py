@@ -8,7 +8,9 @@ directories are made unwritable so a tool cannot change the snapshot by mistake.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pygit2
 
 from revisor.vcs.types import FileMode
 
-__all__ = ["make_writable", "materialize_tree"]
+__all__ = ["make_writable", "materialize_tree", "remove_tree"]
 
 _CHUNK = 1 << 20
 
@@ -73,14 +75,28 @@ def _freeze(root: Path) -> None:
 
 
 def make_writable(root: Path) -> None:
-    """Undo the read-only protection so a prepared directory can be replaced or removed."""
-    if not root.exists():
+    """Undo the read-only protection so a prepared directory can be replaced or removed.
+
+    Symbolic links are never followed: a link to a directory outside is left as it is.
+    """
+    if root.is_symlink() or not root.exists():
         return
     os.chmod(root, 0o755)  # noqa: S103 - restoring the usual mode
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames:
-            os.chmod(os.path.join(dirpath, name), 0o755)  # noqa: S103
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                os.chmod(p, 0o755)  # noqa: S103
         for name in filenames:
             p = os.path.join(dirpath, name)
             if not os.path.islink(p):
-                os.chmod(p, stat.S_IMODE(os.stat(p).st_mode) | 0o200)
+                os.chmod(p, stat.S_IMODE(os.lstat(p).st_mode) | 0o200)
+
+
+def remove_tree(root: Path) -> None:
+    """Delete ``root`` with everything in it, read-only parts included, following no symlink."""
+    if root.is_symlink() or not root.is_dir():
+        return
+    with contextlib.suppress(OSError):
+        make_writable(root)
+    shutil.rmtree(root, ignore_errors=True)
