@@ -5,17 +5,26 @@ The reference is always ``git --literal-pathspecs log --format=%H``: for ``log``
 hand-made histories pin down the cases that matter (merges, equal dates, clock skew, odd names);
 the seeded random histories, built with one ``git fast-import`` each, check every path and every
 directory against git.
+
+Every comparison runs once per commit-graph state (:data:`GRAPH_STATES`): no graph, a graph with
+and without changed-path Bloom filters, a split chain, and a graph covering only the older half of
+the history. Revisor reads the graph when there is one, so each state takes other code paths; the
+answer must be git's in all of them.
 """
 
 from __future__ import annotations
 
 import random
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pygit2
 import pytest
 
 from revisor.errors import InvalidInput
-from revisor.vcs import Repository
+from revisor.vcs import Repository, history
 from tests.gitutil import GitRepo, fast_import, merge_resolving
 
 T0 = 1_750_000_000
@@ -58,15 +67,76 @@ def our_last_commits(repo: GitRepo, start: str, directory: str) -> dict[str, str
         return {name: c.id for name, c in r.last_commits(start, directory).items()}
 
 
+# -- commit-graph states -------------------------------------------------------------------------
+NO_GRAPH = "no commit-graph"
+FULL_GRAPH = "commit-graph with Bloom filters"
+PLAIN_GRAPH = "commit-graph without Bloom filters"
+SPLIT_GRAPH = "split commit-graph chain with Bloom filters"
+PARTIAL_GRAPH = "commit-graph of the older half only, with Bloom filters"
+GRAPH_STATES = (NO_GRAPH, FULL_GRAPH, PLAIN_GRAPH, SPLIT_GRAPH, PARTIAL_GRAPH)
+
+
+def graph_info(repo: GitRepo) -> Path:
+    """The test repository's ``objects/info`` (asserted to be inside it: files get removed)."""
+    info = Path(repo.git("rev-parse", "--absolute-git-dir").strip()) / "objects" / "info"
+    assert info.is_relative_to(repo.path), info
+    return info
+
+
+def remove_graphs(repo: GitRepo) -> None:
+    info = graph_info(repo)
+    (info / "commit-graph").unlink(missing_ok=True)
+    shutil.rmtree(info / "commit-graphs", ignore_errors=True)
+
+
+def older_half(repo: GitRepo) -> bytes:
+    """The older half of all commits (oldest first), for ``commit-graph write --stdin-commits``;
+    git adds their ancestors, so the graph leaves out only newer commits."""
+    commits = repo.git("rev-list", "--all", "--date-order", "--reverse").split()
+    return "\n".join(commits[: max(1, len(commits) // 2)]).encode() + b"\n"
+
+
+def write_graph(repo: GitRepo, state: str) -> None:
+    """Leave the repository's commit-graph files as ``state`` says."""
+    remove_graphs(repo)
+    write = ("commit-graph", "write", "--no-progress")
+    if state == FULL_GRAPH:
+        repo.git(*write, "--reachable", "--changed-paths")
+    elif state == PLAIN_GRAPH:
+        repo.git(*write, "--reachable")
+    elif state == SPLIT_GRAPH:
+        repo.git(*write, "--stdin-commits", "--split", "--changed-paths", input=older_half(repo))
+        repo.git(*write, "--reachable", "--split=no-merge", "--changed-paths")
+        assert (graph_info(repo) / "commit-graphs" / "commit-graph-chain").is_file()
+    elif state == PARTIAL_GRAPH:
+        repo.git(*write, "--stdin-commits", "--changed-paths", input=older_half(repo))
+    else:
+        assert state == NO_GRAPH
+
+
+def graph_states(repo: GitRepo) -> Iterator[str]:
+    """Each commit-graph state in turn (the caller checks under it); no graph afterwards."""
+    try:
+        for state in GRAPH_STATES:
+            write_graph(repo, state)
+            yield state
+    finally:
+        remove_graphs(repo)
+
+
 def check_log(repo: GitRepo, start: str, paths: list[str | None]) -> None:
-    for path in paths:
-        assert our_log(repo, start, path) == git_log(repo, start, path), path
+    expected = {path: git_log(repo, start, path) for path in paths}
+    for state in graph_states(repo):
+        for path in paths:
+            assert our_log(repo, start, path) == expected[path], (state, path)
 
 
 def check_last_commits(repo: GitRepo, start: str, directories: list[str]) -> None:
-    for directory in directories:
-        expected = git_last_commits(repo, start, directory)
-        assert our_last_commits(repo, start, directory) == expected, directory
+    expected = {directory: git_last_commits(repo, start, directory) for directory in directories}
+    for state in graph_states(repo):
+        for directory in directories:
+            got = our_last_commits(repo, start, directory)
+            assert got == expected[directory], (state, directory)
 
 
 def all_paths(repo: GitRepo, start: str) -> list[str | None]:
@@ -103,11 +173,17 @@ def test_log_limit_and_skip(git_repo: GitRepo) -> None:
     for i in range(8):
         git_repo.write("f" if i % 2 else "g", str(i))
         git_repo.commit(f"c{i}")
-    for path in (None, "f", "g", "nope"):
-        for limit in (None, 0, 1, 2, 3, 50):
-            for skip in (0, 1, 3, 4, 9):
-                expected = git_log(git_repo, "main", path, limit=limit, skip=skip)
-                assert our_log(git_repo, "main", path, limit=limit, skip=skip) == expected
+    cases = [
+        (path, limit, skip)
+        for path in (None, "f", "g", "nope")
+        for limit in (None, 0, 1, 2, 3, 50)
+        for skip in (0, 1, 3, 4, 9)
+    ]
+    expected = {c: git_log(git_repo, "main", c[0], limit=c[1], skip=c[2]) for c in cases}
+    for state in graph_states(git_repo):
+        for path, limit, skip in cases:
+            got = our_log(git_repo, "main", path, limit=limit, skip=skip)
+            assert got == expected[path, limit, skip], (state, path, limit, skip)
 
 
 def test_negative_limit_or_skip_is_refused(git_repo: GitRepo) -> None:
@@ -455,13 +531,66 @@ def test_random_histories(git_repo: GitRepo, seed: int) -> None:
         paths = all_paths(git_repo, start)
         check_log(git_repo, start, paths)
         check_last_commits(git_repo, start, _directories(git_repo, start))
-    for limit, skip in ((1, 0), (3, 2), (5, 7)):
-        for path in (None, "d", "a"):
-            assert our_log(git_repo, "main", path, limit=limit, skip=skip) == git_log(
-                git_repo, "main", path, limit=limit, skip=skip
-            )
+    cases = [
+        (path, limit, skip) for limit, skip in ((1, 0), (3, 2), (5, 7)) for path in (None, "d", "a")
+    ]
+    expected = {c: git_log(git_repo, "main", c[0], limit=c[1], skip=c[2]) for c in cases}
+    for state in graph_states(git_repo):
+        for path, limit, skip in cases:
+            got = our_log(git_repo, "main", path, limit=limit, skip=skip)
+            assert got == expected[path, limit, skip], (state, path, limit, skip)
 
 
 def _directories(repo: GitRepo, start: str) -> list[str]:
     listing = repo.git("ls-tree", "-r", "-d", "-z", "--name-only", start).split("\0")
     return ["", *filter(None, listing)]
+
+
+def test_record_lookup_matches_full_parse(git_repo: GitRepo) -> None:
+    """``_Directory.record`` (one match up to the name) gives what parsing the whole tree gives,
+    with names that look like records, regex metacharacters, prefixes of other names, empty
+    subtrees, and ids holding NUL and space bytes."""
+    blobs = [
+        git_repo.git("hash-object", "-w", "--stdin", input=str(i).encode()).strip()
+        for i in range(200)
+    ]
+    # Ids with a NUL or a space byte, so that records hold them in the middle.
+    tricky = [b for b in blobs if "00" in b or "20" in b][:6]
+    empty = git_repo.git("hash-object", "-t", "tree", "-w", "--stdin", input=b"").strip()
+    names = [
+        "y",
+        "x 100644 y",
+        "100644 y",
+        "a",
+        "a b",
+        "a.b",
+        "a*",
+        "(a)",
+        "[ab]",
+        "q?",
+        "+",
+        "\\",
+        "ünï",
+        "e",
+        "s",
+    ]
+    lines = []
+    for i, name in enumerate(names):
+        if name == "e":
+            lines.append(f"040000 tree {empty}\t{name}")
+        elif name == "s":
+            lines.append(f"160000 commit {'1' * 40}\t{name}")
+        else:
+            mode = "100755" if i % 3 == 0 else "100644"
+            lines.append(f"{mode} blob {tricky[i % len(tricky)]}\t{name}")
+    tree = git_repo.git("mktree", input="\n".join(lines).encode() + b"\n").strip()
+    pg = pygit2.Repository(str(git_repo.path))
+    graph = history._Graph(pg, None)
+    directory = history._Directory(graph, "", 20)
+    oid = pygit2.Oid(hex=tree)
+    full = dict(directory.records(oid))
+    queries = [n.encode() for n in names] + [b"b", b"x", b"100644", b"nothing"]
+    for query in queries:
+        fresh = history._Directory(graph, "", 20)
+        assert fresh.record(oid, query) == full.get(query), query
+    assert b"e" not in full and b"s" in full
