@@ -120,7 +120,7 @@ class Proposal:
     mergeable: bool | None = None  # as the provider last computed it; None: unknown
     checks: tuple[Check, ...] = field(default=())
     reviews: tuple[Review, ...] = field(default=())
-    external_id: str | None = None  # the SCM's own id (a Gerrit Change-Id, a GitLab MR iid…)
+    external_id: str | None = None  # the SCM's own id (Gerrit Change-Id, GitLab MR id, node id)
 
 
 @dataclass(frozen=True)

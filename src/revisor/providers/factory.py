@@ -25,6 +25,14 @@ def make_provider(
     kind = source.config.provider.type
     if kind == "builtin":
         return BuiltinProvider(source, db, audit, committer)
+    if kind == "github":
+        from revisor.providers.github import make_github_provider
+
+        return make_github_provider(source, db, audit, committer)
+    if kind == "gitlab":
+        from revisor.providers.gitlab import make_gitlab_provider
+
+        return make_gitlab_provider(source, db, audit, committer)
     raise ConfigError(
         f"provider type {kind!r} is not available in this version of Revisor",
         field=f"sources.{source.name}.provider.type",
