@@ -49,6 +49,7 @@ from revisor.errors import (
     RevisorError,
     StaleBase,
     TransactionInProgress,
+    Unavailable,
 )
 from revisor.providers.base import ProposalRequest, ProposalStatus, Provider
 from revisor.store.mirror import PushUpdate
@@ -96,6 +97,7 @@ class TransactionResult:
     direct: bool = False
     proposal: ProposalRef | None = None
     replayed: bool = False  # returned from an earlier run with the same idempotency key
+    proposal_queued: bool = False  # the provider was unreachable: the proposal is opened later
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -222,7 +224,8 @@ class Transaction:
         return base
 
     def _replay(self, entry: JournalEntry) -> None:
-        if entry.state not in FINAL_STATES or entry.result_json is None:
+        queued = entry.state is TxState.QUEUED and entry.result_json is not None
+        if not queued and (entry.state not in FINAL_STATES or entry.result_json is None):
             if entry.state in FINAL_STATES:  # failed earlier: the key may be used again only
                 raise TransactionInProgress(  # after that failure is acknowledged
                     f"the earlier transaction with this idempotency key failed: {entry.error}"
@@ -230,6 +233,7 @@ class Transaction:
             raise TransactionInProgress(
                 f"a transaction with this idempotency key is still running ({entry.id})"
             )
+        assert entry.result_json is not None
         self.result = TransactionResult.from_json(entry.result_json, replayed=True)
         self.id = self.result.id
         self.base = self.result.base
@@ -362,17 +366,28 @@ class Transaction:
 
     def _publish(self, commit: ObjectId) -> TransactionResult:
         self._journal.advance(self.id, TxState.COMMITTED, commit=commit)
+        unreachable: Unavailable | None = None
+        proposal = None
         try:
             self._push(commit)
-            proposal = self._open_proposal(commit) if self.propose else None
+            if self.propose:
+                try:
+                    proposal = self._open_proposal(commit)
+                except Unavailable as exc:  # the SCM is down: keep the branch, open it later
+                    unreachable = exc
         except BaseException as exc:
             self._compensate(commit, exc)
             raise
         result = TransactionResult(
             self.id, self.source.name, False, self.base, commit, self.branch, self.direct,
-            proposal,
+            proposal, proposal_queued=unreachable is not None,
         )
-        self._journal.finish(self.id, TxState.DONE, result_json=result.to_json())
+        if unreachable is not None:
+            self._journal.advance(
+                self.id, TxState.QUEUED, result_json=result.to_json(), error=str(unreachable)
+            )
+        else:
+            self._journal.finish(self.id, TxState.DONE, result_json=result.to_json())
         self._audit_commit(result)
         self.result = result
         return result
@@ -568,10 +583,14 @@ def recover(
     """
     handled = []
     for entry in journal.unfinished(source.name):
-        if not _abandoned(entry):
+        queued = entry.state is TxState.QUEUED
+        if not queued and not _abandoned(entry):
             continue
         try:
-            _recover_one(source, journal, audit, provider, entry)
+            if queued:
+                _open_queued(source, journal, audit, provider, entry)
+            else:
+                _recover_one(source, journal, audit, provider, entry)
         except InvalidState:
             continue  # finished meanwhile by another recovery
         except RevisorError as exc:
@@ -601,6 +620,42 @@ def _owner_dead(owner: str | None) -> bool:
     except (PermissionError, ValueError):
         return False
     return False  # alive
+
+
+def _open_queued(
+    source: StoreSource,
+    journal: Journal,
+    audit: AuditLog,
+    provider: Provider | None,
+    entry: JournalEntry,
+) -> None:
+    """Open the proposal of a pushed transaction whose provider was unreachable. The branch is
+    looked up first, so a proposal the SCM created before failing is never opened twice."""
+    if provider is None or entry.commit is None or entry.branch is None:
+        return
+    existing = provider.find_by_branch(entry.branch)
+    if existing is None or existing.source_commit != entry.commit:
+        title, _, body = entry.message.strip().partition("\n")
+        target = entry.base_ref.removeprefix("refs/heads/")
+        if source.repository.ref(f"refs/heads/{target}") is None:
+            target = source.target_branch
+        existing = provider.open(
+            ProposalRequest(
+                title=title.strip(), description=body.strip(),
+                author=Signature.now(entry.actor_name, entry.actor_email),
+                source_branch=entry.branch, source_commit=entry.commit, target_branch=target,
+            )
+        )
+    assert entry.base_commit is not None
+    result = TransactionResult(
+        entry.id, source.name, False, entry.base_commit, entry.commit, entry.branch, False,
+        ProposalRef(existing.provider, existing.number, existing.url),
+    )
+    journal.finish(entry.id, TxState.DONE, result_json=result.to_json(), expected=entry.state,
+                   proposal_number=existing.number)
+    audit.record(actor="revisor", action="transaction.proposal_opened", source=source.name,
+                 target=f"proposals/{existing.number}", after=entry.commit,
+                 details={"tx": entry.id, "queued_error": entry.error})
 
 
 def _recover_one(

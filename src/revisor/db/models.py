@@ -98,6 +98,7 @@ class TxState(enum.StrEnum):
     COMMITTED = "committed"
     PUSHED = "pushed"
     PROPOSED = "proposed"
+    QUEUED = "queued"  # pushed; the provider was unreachable, the proposal is opened later
     DONE = "done"
     EMPTY = "empty"
     FAILED = "failed"
@@ -241,3 +242,93 @@ class AuditRow(Base):
         Index(None, "at"),
         {"sqlite_autoincrement": True},  # ids never reused: they are the pagination cursor
     )
+
+
+class CandidateStatus(enum.StrEnum):
+    """Where a version candidate is: taking changes, landed on its target, or given up."""
+
+    OPEN = "open"
+    SUBMITTED = "submitted"
+    ABANDONED = "abandoned"
+
+
+class CandidateStrategy(enum.StrEnum):
+    """How a candidate follows its moving target: its commits replayed onto the target
+    (``rebase``), or the target merged into it (``merge``)."""
+
+    REBASE = "rebase"
+    MERGE = "merge"
+
+
+class CandidateRow(Base):
+    """A version candidate (seed 001): a named change set against a source's target branch.
+
+    Its commits are the ref ``refs/revisor/candidates/<id>``; ``head_commit`` mirrors that ref as
+    last moved (the ref is the truth). ``base_commit`` is the target commit it is based on,
+    ``conflicts`` the paths (a JSON list) that conflict with the target as of ``target_checked``.
+    ``rewrites`` (a JSON object, old → new commit) remembers candidate commits replaced by a
+    rebase, for workspaces synced with the old ones. Ids are never reused (they name refs).
+    """
+
+    __tablename__ = "candidates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(NAME))
+    name: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    author_name: Mapped[str] = mapped_column(String(NAME))
+    author_email: Mapped[str] = mapped_column(String(NAME))
+    target_branch: Mapped[str] = mapped_column(String(REF))
+    base_commit: Mapped[str] = mapped_column(String(SHA))
+    head_commit: Mapped[str] = mapped_column(String(SHA))
+    status: Mapped[CandidateStatus] = mapped_column(_str_enum(CandidateStatus))
+    strategy: Mapped[CandidateStrategy] = mapped_column(_str_enum(CandidateStrategy))
+    has_conflicts: Mapped[bool] = mapped_column(Boolean)
+    conflicts: Mapped[str] = mapped_column(Text)  # a JSON list of paths
+    target_checked: Mapped[str | None] = mapped_column(String(SHA))
+    rewrites: Mapped[str] = mapped_column(Text)  # a JSON object: old commit → new commit
+    proposal_provider: Mapped[str | None] = mapped_column(String(32))
+    proposal_number: Mapped[int | None] = mapped_column(Integer)
+    proposal_url: Mapped[str | None] = mapped_column(Text)
+    change_id: Mapped[str | None] = mapped_column(String(NAME))
+    submitted_commit: Mapped[str | None] = mapped_column(String(SHA))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_synced_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("source", "name"),
+        Index(None, "source", "status", "id"),
+        {"sqlite_autoincrement": True},  # ids name refs: never reused
+    )
+
+
+class WorkspaceRow(Base):
+    """One user's workspace in one candidate: the ref ``refs/revisor/workspaces/<id>/<ref_name>``.
+
+    ``base_commit`` is the candidate commit it last synced with; ``changes_base`` (None: the
+    same) the commit its unpublished changes are relative to, when that differs (after a
+    publish that raced a save, or a rebase of the candidate). ``conflicts`` is a JSON list of
+    ``{path, candidate_commits, users}``; ``resolutions`` a JSON object of the resolutions given
+    so far for some of them, path → ``{blob, mode, theirs}`` (``blob`` None: deleted).
+    """
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    user_name: Mapped[str] = mapped_column(String(NAME))  # the user's login, as given
+    ref_name: Mapped[str] = mapped_column(String(NAME))  # the encoded user: one ref component
+    author_name: Mapped[str] = mapped_column(String(NAME))
+    author_email: Mapped[str] = mapped_column(String(NAME))
+    base_commit: Mapped[str] = mapped_column(String(SHA))
+    changes_base: Mapped[str | None] = mapped_column(String(SHA))
+    head_commit: Mapped[str] = mapped_column(String(SHA))
+    conflicts: Mapped[str] = mapped_column(Text)
+    resolutions: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_synced_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("candidate_id", "user_name"),)
