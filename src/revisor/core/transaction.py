@@ -524,7 +524,7 @@ class Transaction:
         if not self.propose or self._provider is None:
             return
         found = self._provider.find_by_branch(self.branch)
-        if found is not None and found.source_commit == commit and (
+        if found is not None and self._provider.proposes(found, commit) and (
             found.status is ProposalStatus.OPEN
         ):
             self._provider.close(found.number, self._committer)
@@ -634,7 +634,7 @@ def _open_queued(
     if provider is None or entry.commit is None or entry.branch is None:
         return
     existing = provider.find_by_branch(entry.branch)
-    if existing is None or existing.source_commit != entry.commit:
+    if existing is None or not provider.proposes(existing, entry.commit):
         title, _, body = entry.message.strip().partition("\n")
         target = entry.base_ref.removeprefix("refs/heads/")
         if source.repository.ref(f"refs/heads/{target}") is None:
@@ -675,7 +675,8 @@ def _recover_one(
             existing = provider.find_by_branch(entry.branch) if provider is not None else None
             if (
                 existing is not None
-                and existing.source_commit == entry.commit
+                and provider is not None
+                and provider.proposes(existing, entry.commit)
                 and existing.status is not ProposalStatus.CLOSED
             ):
                 state, proposal = TxState.DONE, existing  # complete: its branch and proposal

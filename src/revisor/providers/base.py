@@ -150,6 +150,11 @@ class Provider(abc.ABC):
 
     name: str
 
+    def proposes(self, proposal: Proposal, commit: ObjectId) -> bool:
+        """Whether ``proposal`` is the proposal of ``commit``. Most providers propose the commit
+        itself; Gerrit proposes a copy carrying its Change-Id footer, and overrides this."""
+        return proposal.source_commit == commit
+
     @abc.abstractmethod
     def open(self, request: ProposalRequest) -> Proposal:
         """Open a proposal for a pushed branch. Idempotent per source branch: if one is already

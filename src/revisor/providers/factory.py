@@ -2,7 +2,7 @@
 
 ``make_provider`` is the one place that turns a source's configuration into a :class:`Provider`.
 The builtin provider keeps proposals in Revisor's database; the external SCMs (GitHub, GitLab,
-Gitea, Gerrit) are added by their own modules.
+Gitea, Gerrit) live in their own modules, imported only when a source uses them.
 """
 
 from __future__ import annotations
@@ -33,8 +33,16 @@ def make_provider(
         from revisor.providers.gitlab import make_gitlab_provider
 
         return make_gitlab_provider(source, db, audit, committer)
+    if kind == "gitea":
+        from revisor.providers.gitea import make_gitea_provider
+
+        return make_gitea_provider(source, db, audit, committer)
+    if kind == "gerrit":
+        from revisor.providers.gerrit import make_gerrit_provider
+
+        return make_gerrit_provider(source, db, audit, committer)
     raise ConfigError(
-        f"provider type {kind!r} is not available in this version of Revisor",
+        f"unknown provider type {kind!r}",
         field=f"sources.{source.name}.provider.type",
-        hint="use 'builtin' until this provider is supported",
+        hint="one of: builtin, github, gitlab, gitea, gerrit",
     )
