@@ -15,21 +15,29 @@ matching a message's text. Each error carries an optional *hint*: what the user 
     │   ├── PathConflict                          e.g. writing 'a/b' where 'a' is a file
     │   ├── ConfigError                           revisor.yaml or its environment; names the field
     │   ├── InvalidRemote                         a remote URL refused: '-x', ext::, unknown scheme
-    │   └── LayoutCollision                       two repositories, or foreign files, would overlap
+    │   ├── LayoutCollision                       two repositories, or foreign files, would overlap
+    │   ├── ValidationFailed                      fields of a request refused, each named → HTTP 422
+    │   └── PreconditionRequired                  a write without If-Match on a file that exists
+    │                                             → HTTP 428
     ├── NotFound (LookupError)                    something named does not exist → exit 3, HTTP 404
     │   ├── RepositoryNotFound
     │   ├── RevisionNotFound
     │   ├── PathNotFound
     │   ├── SourceNotFound                        no configured source by that name
     │   ├── ProposalNotFound                      no proposal with that number on that source
-    │   └── TransactionNotFound                   no journal entry with that transaction id
+    │   ├── TransactionNotFound                   no journal entry with that transaction id
+    │   ├── CandidateNotFound                     no version candidate with that id or name
+    │   └── WorkspaceNotFound                     that user has no workspace in that candidate
     ├── Conflict                                  the world moved under the caller → exit 4, 409
     │   ├── RefConflict                           a compare-and-swap lost: carries the actual value
     │   ├── RemoteRefConflict                     a push's lease lost: the remote ref moved
     │   ├── InvalidState                          not allowed in its current state (merge a closed
     │   │                                         proposal, advance a finished transaction)
     │   ├── StaleBase                             the base branch is not at the expected commit
-    │   └── TransactionInProgress                 the same idempotency key is running elsewhere
+    │   ├── TransactionInProgress                 the same idempotency key is running elsewhere
+    │   ├── PreconditionFailed                    If-Match names a version that is not the current
+    │   │                                         one: carries the current ETag → HTTP 412
+    │   └── AlreadyExists                         the name is taken (a candidate's, per source)
     ├── NotAllowed                                refused by policy or role  → exit 6, HTTP 403
     ├── Unavailable                               try again later          → exit 5, HTTP 503
     │   ├── RemoteUnavailable                     a remote is down, slow or refusing; retry_after
@@ -46,6 +54,8 @@ refuses before it clones anything.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyExists",
+    "CandidateNotFound",
     "ConfigError",
     "Conflict",
     "DatabaseUnavailable",
@@ -61,6 +71,8 @@ __all__ = [
     "NotFound",
     "PathConflict",
     "PathNotFound",
+    "PreconditionFailed",
+    "PreconditionRequired",
     "ProposalNotFound",
     "RefConflict",
     "RemoteRefConflict",
@@ -74,6 +86,8 @@ __all__ = [
     "TransactionInProgress",
     "TransactionNotFound",
     "Unavailable",
+    "ValidationFailed",
+    "WorkspaceNotFound",
 ]
 
 
@@ -187,6 +201,34 @@ class LayoutCollision(InvalidInput):
         self.reason = reason
 
 
+class ValidationFailed(InvalidInput):
+    """Fields of a request are refused (HTTP 422): ``problems`` holds every ``(field, reason)``
+    found, the first one also in ``field``/``reason``."""
+
+    def __init__(
+        self, problems: tuple[tuple[str, str], ...] | list[tuple[str, str]], *,
+        hint: str | None = None,
+    ) -> None:
+        self.problems = tuple(problems)
+        if not self.problems:
+            raise ValueError("ValidationFailed needs at least one problem")
+        self.field, self.reason = self.problems[0]
+        super().__init__("; ".join(f"{f}: {r}" for f, r in self.problems), hint=hint)
+
+
+class PreconditionRequired(InvalidInput):
+    """A change to an existing file came without the ETag it was made against (HTTP 428).
+    ``current`` is the file's ETag now."""
+
+    def __init__(self, path: str, current: str | None) -> None:
+        super().__init__(
+            f"{path!r} exists: say which version you changed (If-Match)",
+            hint="read the file, and send its ETag as If-Match (or '*' for any version)",
+        )
+        self.path = path
+        self.current = current
+
+
 class NotFound(RevisorError, LookupError):
     """Something the caller named does not exist."""
 
@@ -239,6 +281,23 @@ class TransactionNotFound(NotFound):
     def __init__(self, tx_id: str) -> None:
         super().__init__(f"no transaction {tx_id!r}")
         self.tx_id = tx_id
+
+
+class CandidateNotFound(NotFound):
+    def __init__(self, source: str, candidate: int | str) -> None:
+        super().__init__(
+            f"no candidate {candidate!r} on source {source!r}",
+            hint="list the source's candidates to find its id",
+        )
+        self.source = source
+        self.candidate = candidate
+
+
+class WorkspaceNotFound(NotFound):
+    def __init__(self, candidate: int, user: str) -> None:
+        super().__init__(f"user {user!r} has no workspace in candidate {candidate}")
+        self.candidate = candidate
+        self.user = user
 
 
 class Conflict(RevisorError):
@@ -301,6 +360,31 @@ class StaleBase(Conflict):
 
 class TransactionInProgress(Conflict):
     """A transaction with the same idempotency key is running, or failed without a result."""
+
+
+class PreconditionFailed(Conflict):
+    """A conditional change named a version (an ETag, If-Match) that is not the current one
+    (HTTP 412). ``current`` is the current ETag (None: the file does not exist)."""
+
+    def __init__(self, path: str, expected: str | None, current: str | None) -> None:
+        want = expected if expected is not None else "(absent)"
+        have = current if current is not None else "(absent)"
+        super().__init__(
+            f"{path!r} is not the version you changed: expected {want}, found {have}",
+            hint="read the file again, reapply your change to it, and retry with its ETag",
+        )
+        self.path = path
+        self.expected = expected
+        self.current = current
+
+
+class AlreadyExists(Conflict):
+    """Something with that name exists already (a candidate name, per source)."""
+
+    def __init__(self, what: str, name: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{what} {name!r} already exists", hint=hint)
+        self.what = what
+        self.name = name
 
 
 class NotAllowed(RevisorError):

@@ -1,4 +1,5 @@
-"""``revisor.db``: the SQL metadata store — proposals, the transaction journal, the audit log.
+"""``revisor.db``: the SQL metadata store — proposals, candidates and workspaces, the transaction
+journal, the audit log.
 
 Git holds content; SQL holds metadata (DESIGN principle 7). SQLite under ``data_dir`` by default,
 PostgreSQL when scaled out, through SQLAlchemy; the schema is migrated by Alembic from inside the
@@ -6,6 +7,7 @@ package (:meth:`Database.migrate`). Callers get frozen dataclasses, never ORM ro
 """
 
 from revisor.db.audit import AuditEntry, AuditLog, actor_of
+from revisor.db.candidates import CandidateStore
 from revisor.db.database import Database
 from revisor.db.journal import Began, Journal, JournalEntry, new_tx_id
 from revisor.db.models import TxState
@@ -15,6 +17,7 @@ __all__ = [
     "AuditEntry",
     "AuditLog",
     "Began",
+    "CandidateStore",
     "Database",
     "Journal",
     "JournalEntry",

@@ -40,11 +40,15 @@ from revisor.providers.base import MergeMethod, ProposalStatus
 __all__ = [
     "AuditRow",
     "Base",
+    "CandidateRow",
+    "CandidateStatus",
+    "CandidateStrategy",
     "CommentRow",
     "ProposalRow",
     "TransactionRow",
     "TxState",
     "UTCDateTime",
+    "WorkspaceRow",
     "utcnow",
 ]
 

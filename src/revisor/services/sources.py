@@ -21,6 +21,7 @@ from revisor.vcs import Signature
 
 if TYPE_CHECKING:
     from revisor.bootstrap import Revisor
+    from revisor.services.candidates import Candidates
 
 __all__ = ["Source"]
 
@@ -49,6 +50,15 @@ class Source:
                 self.stored, self._app.db, self._app.audit, self._app.identity
             )
         return self._provider
+
+    @property
+    def candidates(self) -> Candidates:
+        """This source's version candidates and their per-user workspaces."""
+        from revisor.services.candidates import Candidates
+
+        app = self._app
+        return Candidates.build(self.stored, app.db, app.audit, app.identity,
+                                lambda: self.provider, app.config.data_dir)
 
     # -- reading ------------------------------------------------------------------------------
     @overload
