@@ -306,10 +306,12 @@ def test_fresh_resolve_fetches_at_most_once_per_refresh_interval(
     time.sleep(0.35)
     assert quick.is_due()
     assert quick.resolve("main", fresh=True) == second
-    assert discoveries(http_git.requests) == base + 1
+    # A refresh asks for the remote's refs first (one discovery) and fetches only when they
+    # moved (a second one).
+    assert discoveries(http_git.requests) == base + 2
     for _ in range(3):
         assert quick.resolve("main", fresh=True) == second
-    assert discoveries(http_git.requests) == base + 1
+    assert discoveries(http_git.requests) == base + 2
     fresh = quick.freshness()
     assert fresh.last_error is None and fresh.staleness is not None and fresh.staleness < 5
 
@@ -331,12 +333,13 @@ def test_an_unknown_commit_triggers_exactly_one_fetch(
         app.resolve("no-such-branch", fresh=True)
     assert discoveries(http_git.requests) == before + 2
 
-    # A commit that exists upstream (but not yet here) is found by that one fetch.
+    # A commit that exists upstream (but not yet here) is found by that one refresh: the check
+    # sees main moved, and the fetch brings it (two discoveries).
     new = up.commit("refs/heads/main", {"n": "n\n"})
     assert app.resolve(new) == new
-    assert discoveries(http_git.requests) == before + 3
+    assert discoveries(http_git.requests) == before + 4
     assert app.resolve(new) == new  # now known: no fetch
-    assert discoveries(http_git.requests) == before + 3
+    assert discoveries(http_git.requests) == before + 4
 
 
 def test_a_remote_that_is_down_leaves_the_mirror_readable_and_says_how_stale(
@@ -399,3 +402,26 @@ def test_refresh_due_fetches_due_sources_and_survives_a_failing_one(
     assert store.refresh_due() == {}  # nothing is due any more, except the broken one
     proj = store.source("proj")
     assert proj.mirror is not None and mirror_refs(proj.mirror.path) == remote_refs(upstream.path)
+
+
+def test_nothing_changed_costs_one_ref_listing_and_many_new_refs_are_packed(
+    tmp_path: Path, http_git: GitHttpServer, make_remote: MakeRemote
+) -> None:
+    bare, url = make_remote()
+    up = Upstream(bare)
+    head = up.ref("refs/heads/main")
+    names = sorted(f"refs/heads/feature/{i:05d}" for i in range(1200))
+    (bare / "packed-refs").write_text(
+        "# pack-refs with: peeled fully-peeled sorted \n" + "".join(f"{head} {n}\n" for n in names)
+    )
+    src = make_store(tmp_path / "data", {"app": {"type": "git", "url": url}}).source("app")
+    first = src.refresh()
+    assert first is not None and len(first.changes) == 1201
+    assert src.mirror is not None
+    loose = [p for p in (src.mirror.path / "refs" / "heads").rglob("*") if p.is_file()]
+    assert loose == []  # packed after the first fetch, not 1,201 files
+    assert mirror_refs(src.mirror.path) == remote_refs(url)
+    before = discoveries(http_git.requests)
+    again = src.refresh()
+    assert again is not None and again.changes == ()
+    assert discoveries(http_git.requests) == before + 1  # the check alone: no fetch ran

@@ -89,7 +89,8 @@ def test_two_processes_fetching_one_mirror_share_one_fetch(
             if p.is_alive():
                 p.kill()
     assert results == [("ok", False, 0), ("ok", True, 3)], results
-    assert discoveries(http_git.requests) == 1  # one of them fetched; the other joined
+    # one of them checked and fetched (two discoveries); the other joined
+    assert discoveries(http_git.requests) == 2
     assert src.mirror is not None
     fsck(src.mirror.path)
     assert mirror_refs(src.mirror.path) == remote_refs(url)
@@ -125,7 +126,7 @@ def test_two_threads_fetching_one_mirror_share_one_fetch(
     assert all(isinstance(r, FetchResult) for r in results), results
     fetched = [r.fetched for r in results if isinstance(r, FetchResult)]
     assert sorted(fetched) == [False, False, True]
-    assert discoveries(http_git.requests) == 1
+    assert discoveries(http_git.requests) == 2  # one check and one fetch, for all three
 
 
 # -- 5. push with a lease ------------------------------------------------------------------------

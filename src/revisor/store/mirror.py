@@ -38,6 +38,7 @@ from revisor.errors import GitFailure, RefConflict, RemoteRefConflict, RemoteUna
 from revisor.store.transport import GitAuth, NetworkPolicy, Progress, retry, run_remote
 from revisor.store.urls import redact, strip_userinfo
 from revisor.vcs import ObjectId, RefUpdate, Repository
+from revisor.vcs.gitcli import run_git
 
 __all__ = ["FetchResult", "Mirror", "MirrorState", "PushUpdate", "RefChange"]
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 STATE_FILE = "revisor-state.json"
+PACK_REFS_AFTER = 1000  # new refs in one fetch above which the mirror's refs are packed
 # A ``*.lock`` file older than this inside a mirror was left by a killed process: git holds its
 # locks for milliseconds, and Revisor's own long operations run under the mirror's lock.
 STALE_LOCK_SECONDS = 60.0
@@ -340,14 +342,21 @@ class Mirror:
         state = self.read_state()
         state.last_fetch_started = time.time()
         self._write_state(state)
-        before = self.repo.refs("refs/heads/") | self.repo.refs("refs/tags/")
+        before = self._upstream_refs()
         start = time.perf_counter()
         args = [
             "fetch", "--prune", "--no-tags", "--no-recurse-submodules", "--no-write-fetch-head",
             *([] if progress else ["--quiet"]), "--end-of-options", self.url, *FETCH_REFSPECS,
         ]
+        unchanged = False
 
         def attempt() -> None:
+            nonlocal unchanged
+            # The ref advertisement alone says whether anything moved: with nothing changed (the
+            # common case) no fetch runs, whatever the number of refs.
+            if not first and self._advertised() == before:
+                unchanged = True
+                return
             run_remote(
                 self.path, args, auth=self._auth(), policy=self.policy,
                 what=f"fetch {self.display_url}", progress=progress,
@@ -370,7 +379,10 @@ class Mirror:
         wanted = f"refs/heads/{self.default_branch}" if self.default_branch else None
         if "head" not in state.extra or (wanted and state.extra["head"] != wanted):
             self._set_head(state)
-        after = self.repo.refs("refs/heads/") | self.repo.refs("refs/tags/")
+        after = before if unchanged else self._upstream_refs()
+        if len(after.keys() - before.keys()) >= PACK_REFS_AFTER:
+            # a fetch writes one file per new ref: pack them, or every later read pays for it
+            run_git(self.path, ["pack-refs", "--all", "--prune"])
         state.last_fetch_ok = time.time()
         state.last_error = None
         state.consecutive_failures = 0
@@ -381,6 +393,28 @@ class Mirror:
             if before.get(ref) != after.get(ref)
         )
         return FetchResult(changes, fetched=True, seconds=time.perf_counter() - start)
+
+    def _upstream_refs(self) -> dict[str, ObjectId]:
+        """The mirror's copies of the upstream's branches and tags, in one pass."""
+        return {
+            name: oid
+            for name, oid in self.repo.refs("refs/").items()
+            if name.startswith(("refs/heads/", "refs/tags/"))
+        }
+
+    def _advertised(self) -> dict[str, ObjectId]:
+        """The remote's branches and tags as it advertises them (what a fetch would bring)."""
+        proc = run_remote(
+            self.path,
+            ["ls-remote", "--heads", "--tags", "--refs", "--end-of-options", self.url],
+            auth=self._auth(), policy=self.policy, what=f"ls-remote {self.display_url}",
+        )
+        out: dict[str, ObjectId] = {}
+        for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+            oid, _, name = line.partition("\t")
+            if name.startswith(("refs/heads/", "refs/tags/")):
+                out[name] = ObjectId(oid)
+        return out
 
     # -- pushing --------------------------------------------------------------------------------
     def ls_remote(self, refs: Sequence[str]) -> dict[str, ObjectId]:
