@@ -26,7 +26,7 @@ of that. This fake implements it from Gerrit's documentation, on 127.0.0.1:
   checking the submit requirements (a maximal vote and no veto on each required label, on the
   current patch set). A conflict or a non-fast-forward is refused with 409 and Gerrit's message.
 
-Fault injection (from :class:`~tests.support.fake_gitea.FakeRestServer`) works on every route,
+Fault injection (from :class:`~tests.support.fake_scm.FakeRestServer`) works on every route,
 by the route's documentation anchor (``submit-change``, ``set-review``, …) and on uploads
 (``receive``: e.g. 500 after the change was created, so the push reports a failure).
 
@@ -53,9 +53,9 @@ from urllib.parse import quote
 
 import pygit2
 
-from tests.support.fake_gitea import (
+from tests.support.fake_scm import (
     Answer,
-    FakeRestServer,
+    GitHostingServer,
     HttpError,
     RestRequest,
     commit_tree,
@@ -65,7 +65,6 @@ from tests.support.fake_gitea import (
     read_ref,
     update_ref,
 )
-from tests.support.githttp import GitHttpServer
 
 __all__ = ["FakeGerrit", "GerritAccount", "GerritChange", "footer_change_id"]
 
@@ -240,7 +239,7 @@ class _Reject(Exception):
     pass
 
 
-class FakeGerrit(FakeRestServer):
+class FakeGerrit(GitHostingServer):
     """Gerrit on 127.0.0.1: REST at :attr:`url` (``/a/…``), git at ``git.url_for(project)``.
 
     ``labels`` maps each label to its (min, max) range; ``required`` are the labels whose
@@ -259,8 +258,7 @@ class FakeGerrit(FakeRestServer):
         labels: Mapping[str, tuple[int, int]] | None = None,
         required: tuple[str, ...] = ("Code-Review",),
     ) -> None:
-        super().__init__()
-        self.root = root
+        super().__init__(root, (username, password))
         self.labels = dict(labels or {"Code-Review": (-2, 2), "Verified": (-1, 1)})
         self.required = required
         self.accounts: dict[str, GerritAccount] = {}
@@ -268,18 +266,9 @@ class FakeGerrit(FakeRestServer):
         self.changes: dict[int, GerritChange] = {}
         self.bot = self.add_account(username, password, "Revisor Bot", email, forge_author=True)
         self.server = GerritAccount(0, "gerrit", "", "Gerrit Code Review", "gerrit@localhost")
-        self.git = GitHttpServer(root, auth=(username, password))
         self._register()
 
     # -- set-up -----------------------------------------------------------------------------------
-    def start(self) -> None:
-        super().start()
-        self.git.start()
-
-    def stop(self) -> None:
-        super().stop()
-        self.git.stop()
-
     def add_account(self, username: str, password: str, name: str, email: str, *,
                     forge_author: bool = False, forge_committer: bool = False) -> GerritAccount:
         account = GerritAccount(1000000 + len(self.accounts), username, password, name, email,

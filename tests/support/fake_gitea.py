@@ -12,363 +12,41 @@ so pushes are real pushes, a pull request's head is its branch as pushed, and me
 moves the base branch (merge, squash, rebase, fast-forward-only; a moved head or a conflict is
 refused as Gitea refuses it).
 
-This module also holds :class:`FakeRestServer`, the small HTTP machinery both SCM fakes share
-(the Gerrit fake builds on it): routing by method and path pattern to a named *operation*,
-recording of every request, and fault injection per operation — any status (401, 403, 404, 409,
-422, 429 with ``Retry-After``, 500…), optionally *after* performing the action (the lost-answer
-case), or a hang until the client gives up.
+The HTTP machinery it shares with the Gerrit fake is ``fake_scm``'s
+:class:`~tests.support.fake_scm.FakeRestServer`: routing by method and path pattern to a named
+*operation*, recording of every request, and fault injection per operation — any status (401,
+403, 404, 409, 422, 429 with ``Retry-After``, 500…), optionally *after* performing the action (the
+lost-answer case), or a hang until the client gives up.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pygit2
 
-from tests.support.githttp import GitHttpServer
+from tests.support.fake_scm import (
+    Answer,
+    GitHostingServer,
+    HttpError,
+    RestRequest,
+    commit_tree,
+    git,
+    is_ancestor,
+    merge_commits,
+    read_ref,
+    update_ref,
+)
 
-__all__ = [
-    "Answer",
-    "FakeGitea",
-    "FakeRestServer",
-    "HttpError",
-    "RestRequest",
-    "git",
-    "merge_commits",
-]
-
-_DEFAULT_MESSAGES = {
-    400: "bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
-# -- git helpers shared by the fakes ---------------------------------------------------------------
-def git(repo: Path, *args: str, input: bytes | None = None, check: bool = True) -> str:
-    proc = subprocess.run(
-        ["git", f"--git-dir={repo}", *args], input=input, capture_output=True, check=False,
-        timeout=60,
-    )
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)}: {proc.stderr.decode().strip()}")
-    return proc.stdout.decode().strip()
-
-
-def merge_commits(
-    repo: Path, ours: str, theirs: str, base: str | None = None
-) -> tuple[str | None, list[str]]:
-    """(merged tree id, []) or (None, conflicting paths) of a three-way merge, like git's."""
-    r = pygit2.Repository(str(repo))
-    if base is None:
-        merge_base = r.merge_base(ours, theirs)
-        base = str(merge_base) if merge_base is not None else None
-    ancestor: pygit2.Tree | pygit2.Oid = (
-        r[base].peel(pygit2.Tree) if base else r.TreeBuilder().write()  # no base: the empty tree
-    )
-    index = r.merge_trees(ancestor, r[ours].peel(pygit2.Tree), r[theirs].peel(pygit2.Tree))
-    if index.conflicts is not None:
-        paths = sorted({(a or o or t).path for a, o, t in index.conflicts})
-        return None, paths
-    return str(index.write_tree(r)), []
-
-
-def commit_tree(
-    repo: Path, tree: str, parents: list[str], message: str, author: pygit2.Signature,
-    committer: pygit2.Signature,
-) -> str:
-    r = pygit2.Repository(str(repo))
-    return str(r.create_commit(None, author, committer, message, pygit2.Oid(hex=tree),
-                               [pygit2.Oid(hex=p) for p in parents]))
-
-
-def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
-    return ancestor == descendant or pygit2.Repository(str(repo)).descendant_of(
-        descendant, ancestor)
-
-
-def update_ref(repo: Path, ref: str, new: str, old: str | None) -> bool:
-    """Compare-and-swap a ref (``old`` None: must not exist); False when it moved."""
-    proc = subprocess.run(
-        ["git", f"--git-dir={repo}", "update-ref", ref, new, old or ""],
-        capture_output=True, check=False, timeout=60,
-    )
-    return proc.returncode == 0
-
-
-def read_ref(repo: Path, ref: str) -> str | None:
-    out = git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-    return out or None
-
-
-# -- the shared REST machinery ---------------------------------------------------------------------
-class HttpError(Exception):
-    """Raised by a route: answer ``status`` with the SCM's error body for ``message``."""
-
-    def __init__(self, status: int, message: str = "", headers: Mapping[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message or _DEFAULT_MESSAGES.get(status, "error")
-        self.headers = dict(headers or {})
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    body: Any = None  # JSON value, or bytes for a raw body
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class RestRequest:
-    """One request as the fake saw it (the tests' log of what the client sent)."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    operation: str = ""
-    user: str | None = None
-    status: int | None = None
-    fault: str | None = None
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    @property
-    def raw(self) -> str:
-        head = "\n".join(f"{k}: {v}" for k, v in self.headers.items())
-        return f"{self.method} {self.path}\n{head}\n\n{self.body.decode('utf-8', 'replace')}"
-
-
-@dataclass
-class _Fault:
-    operation: str
-    remaining: int
-    status: int | None  # None: hang
-    message: str | None
-    retry_after: int | None
-    after_action: bool
-
-
-Route = Callable[..., Answer]
-
-
-class _Httpd(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    fake: FakeRestServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Httpd
-    timeout = 60
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out as separate writes: without this, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every answer.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Silent: ``requests`` is the log tests read."""
-
-    def do_GET(self) -> None:
-        self.server.fake._serve(self)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-
-class FakeRestServer:
-    """Routes, request log and fault injection for an SCM fake on 127.0.0.1.
-
-    Subclasses register routes with :meth:`add_route` (method, a path regex with named groups,
-    the documented operation name) and implement :meth:`authenticate` and :meth:`error_answer`.
-    """
-
-    server_name = "fake"
-
-    def __init__(self) -> None:
-        self.requests: list[RestRequest] = []
-        self.lock = threading.RLock()
-        self._routes: list[tuple[str, re.Pattern[str], str, Route]] = []
-        self._faults: list[_Fault] = []
-        self._stopping = threading.Event()
-        self._released = threading.Event()
-        self._httpd: _Httpd | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> None:
-        httpd = _Httpd(("127.0.0.1", 0), _Handler)
-        httpd.fake = self
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name=f"{self.server_name}-rest")
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._released.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    # -- routes -----------------------------------------------------------------------------------
-    def add_route(self, method: str, pattern: str, operation: str, handler: Route) -> None:
-        self._routes.append((method, re.compile(pattern + r"\Z"), operation, handler))
-
-    def authenticate(self, request: RestRequest) -> None:
-        """Set ``request.user`` or raise :class:`HttpError` (401/403)."""
-
-    def error_answer(self, status: int, message: str) -> Answer:
-        raise NotImplementedError
-
-    def encode(self, value: Any) -> tuple[str, bytes]:
-        return "application/json;charset=utf-8", json.dumps(value).encode()
-
-    # -- faults -----------------------------------------------------------------------------------
-    def fail_next(
-        self,
-        operation: str,
-        status: int,
-        *,
-        message: str | None = None,
-        retry_after: int | None = None,
-        after_action: bool = False,
-        n: int = 1,
-    ) -> None:
-        """Answer the next ``n`` calls of ``operation`` (``"*"``: any) with ``status``; with
-        ``after_action``, do what was asked first (the answer is lost, the action is not)."""
-        with self.lock:
-            self._faults.append(_Fault(operation, n, status, message, retry_after, after_action))
-
-    def hang_next(self, operation: str, *, n: int = 1) -> None:
-        """Never answer the next ``n`` calls of ``operation`` (before acting), until
-        :meth:`release` or :meth:`stop`: the client must give up on its own timeout."""
-        with self.lock:
-            self._faults.append(_Fault(operation, n, None, None, None, False))
-
-    def release(self) -> None:
-        self._released.set()
-
-    def take_fault(self, operation: str) -> _Fault | None:
-        with self.lock:
-            for fault in self._faults:
-                if fault.remaining > 0 and fault.operation in (operation, "*"):
-                    fault.remaining -= 1
-                    self._faults = [f for f in self._faults if f.remaining > 0]
-                    return fault
-        return None
-
-    def calls(self, operation: str) -> list[RestRequest]:
-        with self.lock:
-            return [r for r in self.requests if r.operation == operation]
-
-    # -- serving ----------------------------------------------------------------------------------
-    def _serve(self, handler: _Handler) -> None:
-        split = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        request = RestRequest(
-            method=handler.command, path=unquote(split.path), query=parse_qs(split.query),
-            headers=dict(handler.headers.items()), body=body,
-        )
-        request.headers["X-Raw-Path"] = split.path
-        with self.lock:
-            self.requests.append(request)
-        try:
-            answer = self._dispatch(request, split.path)
-        except HttpError as exc:
-            answer = self.error_answer(exc.status, exc.message)
-            answer.headers.update(exc.headers)
-        except _Hung:
-            request.fault = "hang"
-            with contextlib.suppress(OSError):
-                handler.connection.close()
-            handler.close_connection = True
-            return
-        request.status = answer.status
-        if isinstance(answer.body, bytes):
-            ctype, data = answer.headers.pop("Content-Type", "text/plain"), answer.body
-        elif answer.body is None and answer.status == 204:
-            ctype, data = "", b""
-        else:
-            ctype, data = self.encode(answer.body)
-        handler.send_response(answer.status)
-        if ctype:
-            handler.send_header("Content-Type", ctype)
-        for name, value in answer.headers.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        with contextlib.suppress(OSError):
-            handler.wfile.write(data)
-
-    def _dispatch(self, request: RestRequest, raw_path: str) -> Answer:
-        allowed = False
-        for method, pattern, operation, route in self._routes:
-            m = pattern.match(raw_path)
-            if m is None:
-                continue
-            allowed = True
-            if method != request.method:
-                continue
-            request.operation = operation
-            self.authenticate(request)
-            fault = self.take_fault(operation)
-            groups = {k: unquote(v) for k, v in m.groupdict().items()}
-            if fault is None:
-                return route(request, **groups)
-            if fault.status is None:
-                request.fault = "hang"
-                self._released.clear()
-                self._released.wait(60)
-                raise _Hung
-            request.fault = f"{fault.status}{' after action' if fault.after_action else ''}"
-            if fault.after_action:
-                route(request, **groups)
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
-            raise HttpError(fault.status, fault.message or "", headers)
-        raise HttpError(405 if allowed else 404)
-
-
-class _Hung(Exception):
-    pass
+__all__ = ["FakeGitea"]
 
 
 # -- Gitea -----------------------------------------------------------------------------------------
@@ -426,7 +104,7 @@ class FakeRepo:
     next_index: int = 1
 
 
-class FakeGitea(FakeRestServer):
+class FakeGitea(GitHostingServer):
     """Gitea's REST API v1 on 127.0.0.1 plus its git smart HTTP, over bare repositories under
     ``root``. ``token`` authenticates the service account ``user`` for both (git: basic auth
     with the token as password, as Gitea accepts)."""
@@ -435,9 +113,7 @@ class FakeGitea(FakeRestServer):
 
     def __init__(self, root: Path, *, user: str = "revisor-bot",
                  token: str = "gitea-token-s3cr3t") -> None:  # noqa: S107 - a test server's
-        super().__init__()
-        self.root = root
-        self.git = GitHttpServer(root, auth=(user, token))
+        super().__init__(root, (user, token))
         self.users: dict[str, FakeUser] = {}
         self.tokens: dict[str, str] = {}
         self.repos: dict[tuple[str, str], FakeRepo] = {}
@@ -446,14 +122,6 @@ class FakeGitea(FakeRestServer):
         self._register()
 
     # -- set-up -----------------------------------------------------------------------------------
-    def start(self) -> None:
-        super().start()
-        self.git.start()
-
-    def stop(self) -> None:
-        super().stop()
-        self.git.stop()
-
     @property
     def api_url(self) -> str:
         return f"{self.url}/api/v1"
@@ -850,11 +518,3 @@ class FakeGitea(FakeRestServer):
             r.statuses.setdefault(sha, []).append(status)
             return Answer(201, status)
 
-
-@contextlib.contextmanager
-def running(fake: FakeRestServer) -> Iterator[FakeRestServer]:
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()

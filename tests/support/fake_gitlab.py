@@ -13,11 +13,12 @@ a 429 — each route citing its documentation. Projects are the real bare reposi
 commit, squash, fast-forward per the project's merge method), and a rebase rewrites the source
 branch asynchronously, as GitLab's does.
 
-The HTTP machinery, faults and git plumbing are shared with ``fake_github`` (:class:`FakeScm`,
-:class:`BareRepo`). Deviations, on purpose: one account per token and no permissions model;
-mergeability is computed on each read (``recheck_pending_reads`` simulates GitLab's asynchronous
-check); ``diff_refs.start_sha`` follows the target branch live; pipelines and approvals are added
-by the test (:meth:`FakeGitLab.add_pipeline`, :meth:`FakeGitLab.approve`).
+The HTTP machinery, faults and git plumbing are shared with ``fake_github`` (``fake_scm``'s
+:class:`~tests.support.fake_scm.FakeScm` and :class:`~tests.support.fake_scm.BareRepo`).
+Deviations, on purpose: one account per token and no permissions model; mergeability is computed
+on each read (``recheck_pending_reads`` simulates GitLab's asynchronous check);
+``diff_refs.start_sha`` follows the target branch live; pipelines and approvals are added by the
+test (:meth:`FakeGitLab.add_pipeline`, :meth:`FakeGitLab.approve`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from tests.support.fake_github import BareRepo, FakeScm, Fault, Reply, Request, iso
+from tests.support.fake_scm import BareRepo, FakeScm, Fault, Reply, Request, iso
 
 __all__ = ["FakeGitLab", "GlMergeRequest", "GlProject"]
 
@@ -121,7 +122,7 @@ class FakeGitLab(FakeScm):
         #: How long an asynchronous rebase takes.
         self.rebase_delay = 0.05
         self.web_url = "https://gitlab.example"
-        r = self.route
+        r = self.add_route
         # https://docs.gitlab.com/api/projects/#get-a-single-project
         r("GET", _PROJECT, "projects.get", self._get_project)
         # https://docs.gitlab.com/api/merge_requests/#list-project-merge-requests

@@ -39,6 +39,7 @@ from revisor.errors import (
     RemoteRefConflict,
     RemoteUnavailable,
 )
+from revisor.providers import common
 from revisor.providers.base import (
     Comment,
     Mergeability,
@@ -54,7 +55,6 @@ from revisor.store.store import StoreSource
 from revisor.vcs import (
     ObjectId,
     Signature,
-    check_ref_name,
     commits_to_replay,
     create_commit,
 )
@@ -68,10 +68,6 @@ PROVIDER = "builtin"
 
 def proposal_url(source: str, number: int) -> str:
     return f"revisor://{source}/proposals/{number}"
-
-
-def _target(number: int) -> str:
-    return f"proposals/{number}"
 
 
 class BuiltinProvider(Provider):
@@ -95,21 +91,14 @@ class BuiltinProvider(Provider):
     def open(self, request: ProposalRequest) -> Proposal:
         """Open a proposal; if one is open for the branch already, return it (recording the
         branch's new commit if it moved)."""
-        check_ref_name(f"refs/heads/{request.source_branch}")
-        check_ref_name(f"refs/heads/{request.target_branch}")
-        if request.source_branch == request.target_branch:
-            raise InvalidInput(
-                f"a proposal cannot merge {request.source_branch!r} into itself",
-                hint="push the change to its own branch first",
-            )
+        common.check_branches(request, hint="push the change to its own branch first")
         self.source.resolve(request.source_commit)  # it must exist here (fetched if needed)
-        actor = actor_of(request.author)
         with self.db.session() as s:
             opened = self.store.create(self.source.name, request, session=s)
             p = opened.proposal
             if opened.created:
-                self.audit.record(
-                    actor, "proposal.open", self.source.name, _target(p.number),
+                common.record_proposal(
+                    self.audit, request.author, "proposal.open", self.source.name, p.number,
                     after=p.source_commit,
                     details={"branch": p.source_branch, "target": p.target_branch,
                              "title": p.title},
@@ -120,8 +109,8 @@ class BuiltinProvider(Provider):
                 p = self.store.update(
                     self.source.name, p.number, source_commit=request.source_commit, session=s
                 )
-                self.audit.record(
-                    actor, "proposal.update", self.source.name, _target(p.number),
+                common.record_proposal(
+                    self.audit, request.author, "proposal.update", self.source.name, p.number,
                     before=before, after=p.source_commit, session=s,
                 )
             return p
@@ -163,9 +152,9 @@ class BuiltinProvider(Provider):
             after = self.store.update(
                 self.source.name, number, require={ProposalStatus.OPEN}, session=s, **fields
             )
-            self.audit.record(
-                actor_of(actor) if actor is not None else actor_of(self.committer),
-                "proposal.update", self.source.name, _target(number),
+            common.record_proposal(
+                self.audit, actor if actor is not None else self.committer,
+                "proposal.update", self.source.name, number,
                 before=before.source_commit, after=after.source_commit,
                 details={"fields": sorted(fields)}, session=s,
             )
@@ -181,8 +170,8 @@ class BuiltinProvider(Provider):
                 self.source.name, number, require={ProposalStatus.OPEN}, action="close",
                 status=ProposalStatus.CLOSED, session=s,
             )
-            self.audit.record(
-                actor_of(actor), "proposal.close", self.source.name, _target(number),
+            common.record_proposal(
+                self.audit, actor, "proposal.close", self.source.name, number,
                 before=ProposalStatus.OPEN, after=ProposalStatus.CLOSED, session=s,
             )
             return p
@@ -190,8 +179,8 @@ class BuiltinProvider(Provider):
     def comment(self, number: int, text: str, actor: Signature) -> None:
         with self.db.session() as s:
             c = self.store.add_comment(self.source.name, number, actor, text, session=s)
-            self.audit.record(
-                actor_of(actor), "proposal.comment", self.source.name, _target(number),
+            common.record_proposal(
+                self.audit, actor, "proposal.comment", self.source.name, number,
                 details={"comment": c.id, "length": len(text)}, session=s,
             )
 
@@ -224,7 +213,8 @@ class BuiltinProvider(Provider):
             try:
                 self.source.push([PushUpdate(target_ref, new, expected=target)])
             except (RefConflict, RemoteRefConflict):
-                self._refresh_quietly()  # so that merging again sees the target as it is
+                # so that merging again sees the target as it is
+                common.refresh_quietly(self.source, log, "a lost lease", (RemoteUnavailable,))
                 raise
         with self.db.session() as s:
             # Marked merged even if closed meanwhile: the target has it now, whatever happened.
@@ -232,9 +222,8 @@ class BuiltinProvider(Provider):
                 self.source.name, number, status=ProposalStatus.MERGED, merged_commit=new,
                 merge_method=method, session=s,
             )
-            who = actor_of(actor)
-            self.audit.record(
-                who, "proposal.merge", self.source.name, _target(number),
+            common.record_proposal(
+                self.audit, actor, "proposal.merge", self.source.name, number,
                 before=target, after=new,
                 details={"method": method.value, "source_commit": commit,
                          "branch": p.source_branch, "target": p.target_branch,
@@ -243,16 +232,11 @@ class BuiltinProvider(Provider):
             )
             if new != target:
                 self.audit.record(
-                    who, "ref.move", self.source.name, target_ref, before=target, after=new,
+                    actor_of(actor), "ref.move", self.source.name, target_ref,
+                    before=target, after=new,
                     details={"proposal": number, "method": method.value}, session=s,
                 )
             return merged
-
-    def _refresh_quietly(self) -> None:
-        try:
-            self.source.refresh()
-        except RemoteUnavailable as exc:
-            log.warning("%s: could not fetch after a lost lease: %s", self.source.name, exc)
 
     def _merge_commit(
         self, p: Proposal, method: MergeMethod, target: ObjectId, commit: ObjectId,

@@ -69,8 +69,7 @@ from urllib.parse import quote
 
 import httpx
 
-from revisor.config import parse_duration
-from revisor.db.audit import AuditLog, actor_of
+from revisor.db.audit import AuditLog
 from revisor.db.database import Database
 from revisor.errors import (
     ConfigError,
@@ -83,6 +82,7 @@ from revisor.errors import (
     RemoteUnavailable,
     RevisionNotFound,
 )
+from revisor.providers import common
 from revisor.providers.base import (
     Check,
     CheckState,
@@ -108,7 +108,7 @@ from revisor.store.mirror import Mirror
 from revisor.store.store import StoreSource
 from revisor.store.transport import GitAuth, run_remote
 from revisor.store.urls import redact
-from revisor.vcs import ObjectId, Signature, check_ref_name, create_commit
+from revisor.vcs import ObjectId, Signature, create_commit
 
 __all__ = [
     "GerritProvider",
@@ -246,19 +246,12 @@ class GerritSettings:
 
     @classmethod
     def from_source(cls, source: StoreSource) -> GerritSettings:
-        extra: Mapping[str, Any] = source.config.provider.model_extra or {}
-        where = f"sources.{source.name}.provider"
-        known = {"url", "project", "username", "password_env", "submit_labels", "check_labels",
-                 "hashtag", "timeout"}
-        for key in extra:
-            if key not in known:
-                raise ConfigError("unknown field (misspelt?)", field=f"{where}.{key}")
-        values: dict[str, str] = {}
-        for key in ("url", "project", "username", "password_env"):
-            value = extra.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError("field required (a string)", field=f"{where}.{key}")
-            values[key] = value.strip()
+        extra, where = common.provider_block(source)
+        known = ("url", "project", "username", "password_env", "submit_labels", "check_labels",
+                 "hashtag", "timeout")
+        common.reject_unknown(extra, known, where)
+        values = common.required_strings(
+            extra, ("url", "project", "username", "password_env"), where)
         url = values["url"].rstrip("/")
         if not url.startswith(("https://", "http://")):
             raise ConfigError("must be an http(s) URL", field=f"{where}.url")
@@ -276,12 +269,7 @@ class GerritSettings:
         if not isinstance(hashtag, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", hashtag):
             raise ConfigError("expected letters, digits, '.', '_' or '-'",
                               field=f"{where}.hashtag")
-        timeout = None
-        if "timeout" in extra:
-            try:
-                timeout = parse_duration(extra["timeout"]).total_seconds()
-            except ValueError as exc:
-                raise ConfigError(str(exc), field=f"{where}.timeout") from None
+        timeout = common.parse_timeout(extra, where)
         return cls(url, values["project"], values["username"], values["password_env"],
                    tuple(labels.items()), tuple(checks), hashtag, timeout)
 
@@ -362,9 +350,7 @@ class GerritProvider(Provider):
                 self._change_path(number), [("o", o) for o in CHANGE_OPTIONS]
             )
         except NotFound as exc:
-            err = ProposalNotFound(self.source.name, number)
-            err.message = f"{err.message} ({exc.message})"
-            raise err from None
+            raise common.proposal_not_found(self.source.name, number, exc.message) from None
         if not isinstance(info, dict) or info.get("project") != self.settings.project:
             raise ProposalNotFound(self.source.name, number)
         return info
@@ -610,10 +596,7 @@ class GerritProvider(Provider):
     def open(self, request: ProposalRequest) -> Proposal:
         """Upload ``request.source_commit`` as a change of the target branch (or as a new patch
         set of the branch's open change) and return it."""
-        check_ref_name(f"refs/heads/{request.source_branch}")
-        check_ref_name(f"refs/heads/{request.target_branch}")
-        if request.source_branch == request.target_branch:
-            raise InvalidInput(f"a proposal cannot merge {request.source_branch!r} into itself")
+        common.check_branches(request)
         if not request.title.strip():
             raise InvalidInput("a proposal needs a title")
         commit = self.source.resolve(request.source_commit)
@@ -640,8 +623,8 @@ class GerritProvider(Provider):
                 hint="Gerrit's change index may be behind; open the proposal again",
             )
         number = int(info["_number"])
-        self.audit.record(
-            actor_of(request.author), "proposal.open", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, request.author, "proposal.open", self.source.name, number,
             after=patch_set,
             details={"provider": PROVIDER, "change_id": change_id, "source_commit": commit,
                      "branch": request.source_branch, "target": request.target_branch,
@@ -700,8 +683,8 @@ class GerritProvider(Provider):
             return self._proposal(info)
         self._upload(new, str(info["branch"]), change_id)
         who = actor if actor is not None else self.committer
-        self.audit.record(
-            actor_of(who), "proposal.update", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, who, "proposal.update", self.source.name, number,
             before=current, after=new,
             details={"provider": PROVIDER, "change_id": change_id,
                      "source_commit": source_commit,
@@ -738,8 +721,8 @@ class GerritProvider(Provider):
 
         info = at_most_once(attempt, lookup, policy=self.policy, sleep=self._sleep,
                             what=f"abandon change {number}")
-        self.audit.record(
-            actor_of(actor), "proposal.close", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.close", self.source.name, number,
             before=ProposalStatus.OPEN, after=ProposalStatus.CLOSED,
             details={"provider": PROVIDER, "change_id": info.get("change_id")},
         )
@@ -772,8 +755,8 @@ class GerritProvider(Provider):
 
         at_most_once(post, lookup, policy=self.policy, sleep=self._sleep,
                      what=f"comment on change {number}")
-        self.audit.record(
-            actor_of(actor), "proposal.comment", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.comment", self.source.name, number,
             details={"provider": PROVIDER, "length": len(text)},
         )
 
@@ -834,10 +817,10 @@ class GerritProvider(Provider):
 
         info = at_most_once(attempt, lookup, policy=self.policy, sleep=self._sleep,
                             what=f"submit change {number}")
-        self._refresh_quietly()
+        common.refresh_quietly(self.source, log, "a submit", (RemoteUnavailable,))
         merged = self._proposal(info)
-        self.audit.record(
-            actor_of(actor), "proposal.merge", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.merge", self.source.name, number,
             before=revision, after=merged.merged_commit,
             details={"provider": PROVIDER, "change_id": info.get("change_id"),
                      "method": method.value, "votes": dict(self.settings.submit_labels),
@@ -872,12 +855,6 @@ class GerritProvider(Provider):
             ) from exc
         raise Conflict(exc.message, hint="the change is not submittable yet: check its votes "
                        "and submit requirements") from exc
-
-    def _refresh_quietly(self) -> None:
-        try:
-            self.source.refresh()
-        except RemoteUnavailable as exc:
-            log.warning("%s: could not fetch after a submit: %s", self.source.name, exc)
 
     # ``list`` last: inside the class body its name would shadow the builtin in annotations.
     def list(self, status: ProposalStatus | None = None) -> builtins.list[Proposal]:

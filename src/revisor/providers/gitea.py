@@ -49,8 +49,7 @@ from urllib.parse import quote
 
 import httpx
 
-from revisor.config import parse_duration
-from revisor.db.audit import AuditLog, actor_of
+from revisor.db.audit import AuditLog
 from revisor.db.database import Database
 from revisor.errors import (
     ConfigError,
@@ -58,9 +57,9 @@ from revisor.errors import (
     InvalidInput,
     InvalidState,
     NotFound,
-    ProposalNotFound,
     RemoteUnavailable,
 )
+from revisor.providers import common
 from revisor.providers.base import (
     Check,
     CheckState,
@@ -84,7 +83,7 @@ from revisor.providers.http import (
 )
 from revisor.store.mirror import PushUpdate
 from revisor.store.store import StoreSource
-from revisor.vcs import ObjectId, Signature, check_ref_name
+from revisor.vcs import ObjectId, Signature
 
 __all__ = ["GiteaProvider", "GiteaSettings", "make_gitea_provider"]
 
@@ -115,30 +114,16 @@ class GiteaSettings:
 
     @classmethod
     def from_source(cls, source: StoreSource) -> GiteaSettings:
-        extra: Mapping[str, Any] = source.config.provider.model_extra or {}
-        where = f"sources.{source.name}.provider"
-        known = {"api_url", "repository", "token_env", "timeout"}
-        for key in extra:
-            if key not in known:
-                raise ConfigError("unknown field (misspelt?)", field=f"{where}.{key}")
-        values: dict[str, str] = {}
-        for key in ("api_url", "repository", "token_env"):
-            value = extra.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError("field required (a string)", field=f"{where}.{key}")
-            values[key] = value.strip()
+        extra, where = common.provider_block(source)
+        common.reject_unknown(extra, ("api_url", "repository", "token_env", "timeout"), where)
+        values = common.required_strings(extra, ("api_url", "repository", "token_env"), where)
         if not values["api_url"].startswith(("https://", "http://")):
             raise ConfigError("must be an http(s) URL", field=f"{where}.api_url")
         owner, _, repo = values["repository"].partition("/")
         if not owner or not repo or "/" in repo:
             raise ConfigError("must be 'owner/repo'", field=f"{where}.repository")
-        timeout = None
-        if "timeout" in extra:
-            try:
-                timeout = parse_duration(extra["timeout"]).total_seconds()
-            except ValueError as exc:
-                raise ConfigError(str(exc), field=f"{where}.timeout") from None
-        return cls(values["api_url"], owner, repo, values["token_env"], timeout)
+        return cls(values["api_url"], owner, repo, values["token_env"],
+                   common.parse_timeout(extra, where))
 
 
 def _time(value: object) -> datetime:
@@ -216,7 +201,7 @@ class GiteaProvider(Provider):
         try:
             pr = self.http.get_json(self._path("pulls", number))
         except NotFound as exc:
-            raise _not_found(self.source.name, number, exc) from None
+            raise common.proposal_not_found(self.source.name, number, exc.message) from None
         if not isinstance(pr, dict):
             raise RemoteUnavailable(f"Gitea: pull request #{number}: unexpected answer")
         return pr
@@ -335,10 +320,7 @@ class GiteaProvider(Provider):
     def open(self, request: ProposalRequest) -> Proposal:
         """Open a pull request for a pushed branch; Revisor's open one for the branch if there is
         one (moved to ``request.source_commit`` if needed)."""
-        check_ref_name(f"refs/heads/{request.source_branch}")
-        check_ref_name(f"refs/heads/{request.target_branch}")
-        if request.source_branch == request.target_branch:
-            raise InvalidInput(f"a proposal cannot merge {request.source_branch!r} into itself")
+        common.check_branches(request)
         if not request.title.strip():
             raise InvalidInput("a proposal needs a title")
         commit = self.source.resolve(request.source_commit)
@@ -376,8 +358,8 @@ class GiteaProvider(Provider):
         pr = at_most_once(create, lookup, policy=self.policy, sleep=self._sleep,
                           what=f"open a pull request for {request.source_branch}")
         number = int(pr["number"])
-        self.audit.record(
-            actor_of(request.author), "proposal.open", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, request.author, "proposal.open", self.source.name, number,
             after=commit,
             details={"provider": PROVIDER, "branch": request.source_branch,
                      "target": request.target_branch, "title": request.title, "url": pr.get(
@@ -454,8 +436,8 @@ class GiteaProvider(Provider):
             fields += sorted(edit)
         if fields:
             who = actor if actor is not None else self.committer
-            self.audit.record(
-                actor_of(who), "proposal.update", self.source.name, f"proposals/{number}",
+            common.record_proposal(
+                self.audit, who, "proposal.update", self.source.name, number,
                 before=current.source_commit, after=source_commit or current.source_commit,
                 details={"provider": PROVIDER, "fields": fields},
             )
@@ -469,8 +451,8 @@ class GiteaProvider(Provider):
         if current.status is ProposalStatus.MERGED:
             raise InvalidState(f"proposal #{number}", current.status, "close")
         self.http.send_json("PATCH", self._path("pulls", number), {"state": "closed"})
-        self.audit.record(
-            actor_of(actor), "proposal.close", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.close", self.source.name, number,
             before=ProposalStatus.OPEN, after=ProposalStatus.CLOSED,
             details={"provider": PROVIDER},
         )
@@ -499,8 +481,8 @@ class GiteaProvider(Provider):
 
         made = at_most_once(post, lookup, policy=self.policy, sleep=self._sleep,
                             what=f"comment on pull request #{number}")
-        self.audit.record(
-            actor_of(actor), "proposal.comment", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.comment", self.source.name, number,
             details={"provider": PROVIDER, "comment": made.get("id"), "length": len(text)},
         )
 
@@ -553,10 +535,10 @@ class GiteaProvider(Provider):
 
         at_most_once(attempt, lookup, policy=self.policy, sleep=self._sleep,
                      what=f"merge pull request #{number}")
-        self._refresh_quietly()
+        common.refresh_quietly(self.source, log, "a merge", (RemoteUnavailable,))
         merged = replace(self.get(number), merge_method=method)
-        self.audit.record(
-            actor_of(actor), "proposal.merge", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.merge", self.source.name, number,
             before=expected, after=merged.merged_commit,
             details={"provider": PROVIDER, "method": method.value,
                      "branch": current.source_branch, "target": current.target_branch},
@@ -584,12 +566,6 @@ class GiteaProvider(Provider):
             raise MergeConflict(exc.message, result.conflicts) from exc
         raise exc
 
-    def _refresh_quietly(self) -> None:
-        try:
-            self.source.refresh()
-        except RemoteUnavailable as exc:
-            log.warning("%s: could not fetch after a merge: %s", self.source.name, exc)
-
     # ``list`` last: inside the class body its name would shadow the builtin in annotations.
     def list(self, status: ProposalStatus | None = None) -> builtins.list[Proposal]:
         """Revisor's pull requests (by their marker), newest first; without checks and reviews
@@ -602,12 +578,6 @@ class GiteaProvider(Provider):
         if status is not None:
             found = [p for p in found if p.status is status]
         return sorted(found, key=lambda p: p.number, reverse=True)
-
-
-def _not_found(source: str, number: int, exc: NotFound) -> ProposalNotFound:
-    err = ProposalNotFound(source, number)
-    err.message = f"{err.message} ({exc.message})"
-    return err
 
 
 def make_gitea_provider(

@@ -41,7 +41,6 @@ taken from a response passes through :func:`~revisor.store.urls.redact` with the
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import re
 import time
@@ -62,8 +61,7 @@ from github.Repository import Repository as GhRepository
 from urllib3.response import BaseHTTPResponse, HTTPResponse
 from urllib3.util.retry import Retry
 
-from revisor.config import ProviderConfig
-from revisor.db.audit import AuditLog, actor_of
+from revisor.db.audit import AuditLog
 from revisor.db.database import Database
 from revisor.errors import (
     ConfigError,
@@ -72,10 +70,10 @@ from revisor.errors import (
     InvalidState,
     NotAllowed,
     NotFound,
-    ProposalNotFound,
     RemoteUnavailable,
     RevisorError,
 )
+from revisor.providers import common
 from revisor.providers.base import (
     Check,
     CheckState,
@@ -89,10 +87,10 @@ from revisor.providers.base import (
     Provider,
     Review,
 )
-from revisor.store.schemes import host_and_project
+from revisor.providers.http import read_secret
 from revisor.store.store import StoreSource
 from revisor.store.urls import redact
-from revisor.vcs import MergeResult, ObjectId, Signature, check_ref_name
+from revisor.vcs import MergeResult, ObjectId, Signature
 
 __all__ = ["GitHubProvider", "GitHubSettings", "make_github_provider"]
 
@@ -104,34 +102,6 @@ T = TypeVar("T")
 #: Requests whose repetition cannot do anything twice.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "DELETE"})
 _RATE_LIMITED = (403, 429)
-
-# -- the hidden marker ---------------------------------------------------------------------------
-# Appended to a PR body or comment Revisor writes; names the person on whose behalf it was written
-# (the PR itself is opened by the token's account). Markdown renders HTML comments invisibly.
-_MARKER = re.compile(r"\s*<!-- revisor:(\{[^\n]*?\}) -->\s*\Z")
-
-
-def _mark(text: str, who: Signature | tuple[str, str]) -> str:
-    name, email = (who.name, who.email) if isinstance(who, Signature) else who
-    data = json.dumps({"name": name, "email": email}, ensure_ascii=True)
-    data = data.replace("<", "\\u003c").replace(">", "\\u003e")  # never ends the comment
-    return f"{text.rstrip()}\n\n<!-- revisor:{data} -->" if text.strip() else \
-        f"<!-- revisor:{data} -->"
-
-
-def _unmark(text: str | None) -> tuple[str, tuple[str, str] | None]:
-    """The text without Revisor's marker, and the (name, email) the marker names."""
-    text = text or ""
-    m = _MARKER.search(text)
-    if m is None:
-        return text, None
-    try:
-        data = json.loads(m.group(1))
-        who = (str(data["name"]), str(data["email"]))
-    except (ValueError, KeyError, TypeError):
-        return text, None
-    return text[: m.start()], who
-
 
 # -- settings ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -153,16 +123,10 @@ class GitHubSettings:
 
     @classmethod
     def from_source(cls, source: StoreSource) -> GitHubSettings:
-        cfg: ProviderConfig = source.config.provider
-        extra: dict[str, Any] = dict(cfg.model_extra or {})
-        where = f"sources.{source.name}.provider"
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(extra) - known)
-        if unknown:
-            raise ConfigError("unknown field (misspelt?)", field=f"{where}.{unknown[0]}")
+        extra, where = common.provider_block(source)
+        common.reject_unknown(sorted(extra), cls.__dataclass_fields__, where)
         if not extra.get("repository"):
-            remote = getattr(source.config, "remote", None)
-            project = host_and_project(remote)[1] if remote is not None else ""
+            project = common.remote_project(source)
             if project.count("/") != 1:
                 raise ConfigError("field required: the GitHub repository as owner/name",
                                   field=f"{where}.repository")
@@ -171,26 +135,13 @@ class GitHubSettings:
             raise ConfigError("field required: the environment variable holding the token",
                               field=f"{where}.token_env")
         for key, value in extra.items():
-            _check_type(value, str(cls.__dataclass_fields__[key].type), f"{where}.{key}")
+            common.check_type(value, str(cls.__dataclass_fields__[key].type), f"{where}.{key}")
         settings = cls(**extra)
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", settings.repository):
             raise ConfigError("expected owner/name", field=f"{where}.repository")
         if not settings.api_url.startswith(("https://", "http://")):
             raise ConfigError("expected an http(s) URL", field=f"{where}.api_url")
         return settings
-
-
-def _check_type(value: object, kind: str, field: str) -> None:
-    if kind == "str":
-        ok, want = isinstance(value, str) and value != "", "a non-empty string"
-    elif kind == "bool":
-        ok, want = isinstance(value, bool), "true or false"
-    else:
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = number and value >= 0 and (kind == "float" or isinstance(value, int))  # type: ignore[operator]
-        want = "a non-negative integer" if kind == "int" else "a non-negative number"
-    if not ok:
-        raise ConfigError(f"expected {want}", field=field)
 
 
 # -- PyGithub plumbing ---------------------------------------------------------------------------
@@ -208,12 +159,7 @@ class _EnvToken(Auth):
 
     @property
     def token(self) -> str:
-        value = self._env.get(self._var)
-        if not value:
-            state = "is not set" if value is None else "is empty"
-            raise ConfigError(f"the environment variable {self._var} {state}",
-                              field=self._field, hint=f"export {self._var} before starting Revisor")
-        return value
+        return read_secret(self._env, self._var, self._field)
 
     @property
     def _masked_token(self) -> str:
@@ -372,10 +318,7 @@ class GitHubProvider(Provider):
                                              f"and its access to {self.settings.repository}")
             if status in (404, 410):
                 if number is not None:
-                    err = ProposalNotFound(self.source.name, number)
-                    err.message = f"{err.message} ({text})"
-                    err.args = (err.message,)
-                    return err
+                    return common.proposal_not_found(self.source.name, number, text)
                 return NotFound(text)
             if status in (405, 409):
                 return Conflict(text, hint="read the proposal again, then retry")
@@ -404,7 +347,7 @@ class GitHubProvider(Provider):
     def _proposal(self, pr: PullRequest, *, full: bool) -> Proposal:
         """A Proposal from a PR as GitHub sent it; ``full``: a single-PR answer (which carries
         ``mergeable``); a list answer does not, and reading it would cost a request per PR."""
-        body, who = _unmark(pr.body)
+        body, who = common.unmark(pr.body)
         if pr.merged_at is not None:
             status = ProposalStatus.MERGED
         else:
@@ -475,7 +418,7 @@ class GitHubProvider(Provider):
                          lambda: list(self._repo.get_issue(number).get_comments()), number)
         out = []
         for c in raw:
-            text, who = _unmark(c.body)
+            text, who = common.unmark(c.body)
             name, email = who if who is not None else (c.user.login if c.user else "ghost", "")
             out.append(Comment(c.id, name, email, text, _utc(c.created_at)))
         return out
@@ -487,16 +430,12 @@ class GitHubProvider(Provider):
         A create that failed with 5xx or timed out is followed by a look-up by head branch
         before any retry, so a PR GitHub created despite the error is never duplicated.
         """
-        check_ref_name(f"refs/heads/{request.source_branch}")
-        check_ref_name(f"refs/heads/{request.target_branch}")
-        if request.source_branch == request.target_branch:
-            raise InvalidInput(f"a proposal cannot merge {request.source_branch!r} into itself",
-                               hint="push the change to its own branch first")
+        common.check_branches(request, hint="push the change to its own branch first")
         labels = tuple(dict.fromkeys((self.settings.label, *request.labels)))
         existing = self._find(request.source_branch, "open")
         if existing is not None:
             return self._labelled(existing, labels)
-        body = _mark(request.description, request.author)
+        body = common.mark(request.description, request.author)
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
             try:
@@ -532,8 +471,8 @@ class GitHubProvider(Provider):
     def _opened(self, pr: PullRequest, request: ProposalRequest,
                 labels: tuple[str, ...]) -> Proposal:
         p = self._labelled(pr, labels)
-        self.audit.record(
-            actor_of(request.author), "proposal.open", self.source.name, f"proposals/{p.number}",
+        common.record_proposal(
+            self.audit, request.author, "proposal.open", self.source.name, p.number,
             after=p.source_commit,
             details={"provider": PROVIDER, "url": p.url, "branch": p.source_branch,
                      "target": p.target_branch, "title": p.title},
@@ -603,14 +542,14 @@ class GitHubProvider(Provider):
         new_title: Opt[str] = title if title is not None else NotSet
         new_body: Opt[str] = NotSet
         if description is not None:
-            new_body = _mark(description, (p.author_name, p.author_email))
+            new_body = common.mark(description, (p.author_name, p.author_email))
         self._call(f"update pull request #{number}",
                    lambda: pr.edit(title=new_title, body=new_body), number)
         fields = [f for f, v in (("title", title), ("description", description)) if v is not None]
         after = self._proposal(pr, full=True)
-        self.audit.record(
-            actor_of(actor or self.committer), "proposal.update", self.source.name,
-            f"proposals/{number}", before=p.source_commit, after=after.source_commit,
+        common.record_proposal(
+            self.audit, actor or self.committer, "proposal.update", self.source.name, number,
+            before=p.source_commit, after=after.source_commit,
             details={"provider": PROVIDER, "fields": fields},
         )
         return after
@@ -624,8 +563,8 @@ class GitHubProvider(Provider):
         if p.status is ProposalStatus.MERGED:
             raise InvalidState(f"proposal #{number}", p.status, "close")
         self._call(f"close pull request #{number}", lambda: pr.edit(state="closed"), number)
-        self.audit.record(
-            actor_of(actor), "proposal.close", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.close", self.source.name, number,
             before=ProposalStatus.OPEN, after=ProposalStatus.CLOSED,
             details={"provider": PROVIDER},
         )
@@ -637,9 +576,9 @@ class GitHubProvider(Provider):
             raise InvalidInput("a comment needs text")
         issue = self._repo.get_issue(number)
         c = self._call(f"comment on #{number}",
-                       lambda: issue.create_comment(_mark(text, actor)), number)
-        self.audit.record(
-            actor_of(actor), "proposal.comment", self.source.name, f"proposals/{number}",
+                       lambda: issue.create_comment(common.mark(text, actor)), number)
+        common.record_proposal(
+            self.audit, actor, "proposal.comment", self.source.name, number,
             details={"provider": PROVIDER, "comment": c.id, "length": len(text)},
         )
 
@@ -666,12 +605,7 @@ class GitHubProvider(Provider):
 
     def _local_merge(self, target: ObjectId, head: ObjectId) -> MergeResult | None:
         """The merge computed from the source's mirror (fetched if it lacks a commit)."""
-        try:
-            return self.source.repository.merge(self.source.resolve(target),
-                                                self.source.resolve(head))
-        except RevisorError as exc:
-            log.info("%s: cannot compute the merge locally: %s", self.source.name, exc)
-            return None
+        return common.local_merge(self.source, target, head, log)
 
     def merge(self, number: int, method: MergeMethod, actor: Signature) -> Proposal:
         """Merge with GitHub's merge, squash or rebase, the PR's head as read being the lease
@@ -711,22 +645,15 @@ class GitHubProvider(Provider):
                 raise error from None
             merged_sha = again.merge_commit_sha
         after = replace(self._proposal(self._pull(number), full=False), merge_method=method)
-        self.audit.record(
-            actor_of(actor), "proposal.merge", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.merge", self.source.name, number,
             before=pr.base.sha, after=merged_sha,
             details={"provider": PROVIDER, "method": method.value,
                      "source_commit": p.source_commit, "branch": p.source_branch,
                      "target": p.target_branch},
         )
-        self._refresh_quietly()
+        common.refresh_quietly(self.source, log, "a merge")
         return after
-
-    def _refresh_quietly(self) -> None:
-        """Fetch, so that reads through the source see the merge at once."""
-        try:
-            self.source.refresh()
-        except RevisorError as exc:
-            log.warning("%s: could not fetch after a merge: %s", self.source.name, exc)
 
 
 def make_github_provider(

@@ -46,9 +46,7 @@ semi-linear, fast-forward), as GitLab's own button does.
 from __future__ import annotations
 
 import builtins
-import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -60,8 +58,7 @@ import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
-from revisor.config import ProviderConfig
-from revisor.db.audit import AuditLog, actor_of
+from revisor.db.audit import AuditLog
 from revisor.db.database import Database
 from revisor.errors import (
     ConfigError,
@@ -70,10 +67,10 @@ from revisor.errors import (
     InvalidState,
     NotAllowed,
     NotFound,
-    ProposalNotFound,
     RemoteUnavailable,
     RevisorError,
 )
+from revisor.providers import common
 from revisor.providers.base import (
     Check,
     CheckState,
@@ -87,10 +84,10 @@ from revisor.providers.base import (
     Provider,
     Review,
 )
-from revisor.store.schemes import host_and_project
+from revisor.providers.http import read_secret
 from revisor.store.store import StoreSource
 from revisor.store.urls import redact
-from revisor.vcs import MergeResult, ObjectId, Signature, check_ref_name
+from revisor.vcs import MergeResult, ObjectId, Signature
 
 __all__ = ["GitLabProvider", "GitLabSettings", "make_gitlab_provider"]
 
@@ -99,45 +96,7 @@ log = logging.getLogger(__name__)
 PROVIDER = "gitlab"
 T = TypeVar("T")
 
-# The hidden marker appended to descriptions and notes Revisor writes (see ``providers.github``,
-# which writes the same one): whom it was written for.
-_MARKER = re.compile(r"\s*<!-- revisor:(\{[^\n]*?\}) -->\s*\Z")
-
-
-def _mark(text: str, who: Signature | tuple[str, str]) -> str:
-    name, email = (who.name, who.email) if isinstance(who, Signature) else who
-    data = json.dumps({"name": name, "email": email}, ensure_ascii=True)
-    data = data.replace("<", "\\u003c").replace(">", "\\u003e")
-    return f"{text.rstrip()}\n\n<!-- revisor:{data} -->" if text.strip() else \
-        f"<!-- revisor:{data} -->"
-
-
-def _unmark(text: str | None) -> tuple[str, tuple[str, str] | None]:
-    text = text or ""
-    m = _MARKER.search(text)
-    if m is None:
-        return text, None
-    try:
-        data = json.loads(m.group(1))
-        return text[: m.start()], (str(data["name"]), str(data["email"]))
-    except (ValueError, KeyError, TypeError):
-        return text, None
-
-
 # -- settings ------------------------------------------------------------------------------------
-def _check_type(value: object, kind: str, field: str) -> None:
-    if kind == "str":
-        ok, want = isinstance(value, str) and value != "", "a non-empty string"
-    elif kind == "bool":
-        ok, want = isinstance(value, bool), "true or false"
-    else:
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = number and value >= 0 and (kind == "float" or isinstance(value, int))  # type: ignore[operator]
-        want = "a non-negative integer" if kind == "int" else "a non-negative number"
-    if not ok:
-        raise ConfigError(f"expected {want}", field=field)
-
-
 @dataclass(frozen=True)
 class GitLabSettings:
     """The ``provider`` block of a GitLab source, validated."""
@@ -157,15 +116,10 @@ class GitLabSettings:
 
     @classmethod
     def from_source(cls, source: StoreSource) -> GitLabSettings:
-        cfg: ProviderConfig = source.config.provider
-        extra: dict[str, Any] = dict(cfg.model_extra or {})
-        where = f"sources.{source.name}.provider"
-        unknown = sorted(set(extra) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError("unknown field (misspelt?)", field=f"{where}.{unknown[0]}")
+        extra, where = common.provider_block(source)
+        common.reject_unknown(sorted(extra), cls.__dataclass_fields__, where)
         if not extra.get("project"):
-            remote = getattr(source.config, "remote", None)
-            project = host_and_project(remote)[1] if remote is not None else ""
+            project = common.remote_project(source)
             if "/" not in project:
                 raise ConfigError("field required: the GitLab project as group/name",
                                   field=f"{where}.project")
@@ -174,7 +128,7 @@ class GitLabSettings:
             if not extra.get(key):
                 raise ConfigError("field required", field=f"{where}.{key}")
         for key, value in extra.items():
-            _check_type(value, str(cls.__dataclass_fields__[key].type), f"{where}.{key}")
+            common.check_type(value, str(cls.__dataclass_fields__[key].type), f"{where}.{key}")
         settings = cls(**extra)
         if settings.auth not in ("private", "oauth"):
             raise ConfigError("expected 'private' or 'oauth'", field=f"{where}.auth")
@@ -243,14 +197,8 @@ class GitLabProvider(Provider):
 
     # -- the client -----------------------------------------------------------------------------
     def _token(self) -> str:
-        var = self.settings.token_env
-        value = self._env.get(var)
-        if not value:
-            state = "is not set" if value is None else "is empty"
-            raise ConfigError(f"the environment variable {var} {state}",
-                              field=f"sources.{self.source.name}.provider.token_env",
-                              hint=f"export {var} before starting Revisor")
-        return value
+        return read_secret(self._env, self.settings.token_env,
+                           f"sources.{self.source.name}.provider.token_env")
 
     def _client(self) -> gitlab.Gitlab:
         """A client with the token as it is now (cheap: no I/O, the session is shared)."""
@@ -304,10 +252,7 @@ class GitLabProvider(Provider):
                                              f"and its access to {self.settings.project}")
             if status in (404, 410):
                 if number is not None:
-                    err = ProposalNotFound(self.source.name, number)
-                    err.message = f"{err.message} ({text})"
-                    err.args = (err.message,)
-                    return err
+                    return common.proposal_not_found(self.source.name, number, text)
                 return NotFound(text)
             if status in (405, 406, 409):
                 return Conflict(text, hint="read the proposal again, then retry")
@@ -337,7 +282,7 @@ class GitLabProvider(Provider):
         return self._call(f"read merge request !{number}", read, number)
 
     def _proposal(self, mr: Mapping[str, Any]) -> Proposal:
-        description, who = _unmark(mr.get("description"))
+        description, who = common.unmark(mr.get("description"))
         state = mr.get("state")
         status = {"merged": ProposalStatus.MERGED, "closed": ProposalStatus.CLOSED}.get(
             str(state), ProposalStatus.OPEN)  # "opened", or "locked" while it merges
@@ -420,7 +365,7 @@ class GitLabProvider(Provider):
         for note in self._call(f"read the notes of !{number}", read, number):
             if note.get("system"):
                 continue
-            text, who = _unmark(note.get("body"))
+            text, who = common.unmark(note.get("body"))
             author = note.get("author") or {}
             name, email = who if who is not None else (str(author.get("username", "ghost")), "")
             out.append(Comment(int(note["id"]), name, email, text, _time(note.get("created_at"))))
@@ -433,18 +378,14 @@ class GitLabProvider(Provider):
         A create that failed with 5xx or timed out is followed by a look-up by source branch
         before any retry, so an MR GitLab created despite the error is never duplicated.
         """
-        check_ref_name(f"refs/heads/{request.source_branch}")
-        check_ref_name(f"refs/heads/{request.target_branch}")
-        if request.source_branch == request.target_branch:
-            raise InvalidInput(f"a proposal cannot merge {request.source_branch!r} into itself",
-                               hint="push the change to its own branch first")
+        common.check_branches(request, hint="push the change to its own branch first")
         labels = list(dict.fromkeys((self.settings.label, *request.labels)))
         existing = self._find(request.source_branch, "opened")
         if existing is not None:
             return self._labelled(existing, labels)
         data = {
             "source_branch": request.source_branch, "target_branch": request.target_branch,
-            "title": request.title, "description": _mark(request.description, request.author),
+            "title": request.title, "description": common.mark(request.description, request.author),
             "labels": labels, "remove_source_branch": False,
         }
         attempts = self.settings.max_retries + 1
@@ -487,8 +428,8 @@ class GitLabProvider(Provider):
         return self._proposal(updated)
 
     def _opened(self, p: Proposal, request: ProposalRequest) -> Proposal:
-        self.audit.record(
-            actor_of(request.author), "proposal.open", self.source.name, f"proposals/{p.number}",
+        common.record_proposal(
+            self.audit, request.author, "proposal.open", self.source.name, p.number,
             after=p.source_commit,
             details={"provider": PROVIDER, "url": p.url, "branch": p.source_branch,
                      "target": p.target_branch, "title": p.title},
@@ -535,15 +476,15 @@ class GitLabProvider(Provider):
         if title is not None:
             data["title"] = title
         if description is not None:
-            data["description"] = _mark(description, (p.author_name, p.author_email))
+            data["description"] = common.mark(description, (p.author_name, p.author_email))
         updated = self._call(f"update merge request !{number}",
                              lambda: self._project().mergerequests.update(number, data,
                                                                           **self._kw()),
                              number)
         after = self._proposal(updated)
-        self.audit.record(
-            actor_of(actor or self.committer), "proposal.update", self.source.name,
-            f"proposals/{number}", before=p.source_commit, after=after.source_commit,
+        common.record_proposal(
+            self.audit, actor or self.committer, "proposal.update", self.source.name, number,
+            before=p.source_commit, after=after.source_commit,
             details={"provider": PROVIDER, "fields": sorted(data)},
         )
         return after
@@ -559,8 +500,8 @@ class GitLabProvider(Provider):
                              lambda: self._project().mergerequests.update(
                                  number, {"state_event": "close"}, **self._kw()),
                              number)
-        self.audit.record(
-            actor_of(actor), "proposal.close", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.close", self.source.name, number,
             before=ProposalStatus.OPEN, after=ProposalStatus.CLOSED,
             details={"provider": PROVIDER},
         )
@@ -573,12 +514,12 @@ class GitLabProvider(Provider):
 
         def post() -> int:
             mr = self._project().mergerequests.get(number, lazy=True)
-            note = mr.notes.create({"body": _mark(text, actor)}, **self._kw(**_ONCE))
+            note = mr.notes.create({"body": common.mark(text, actor)}, **self._kw(**_ONCE))
             return int(note.attributes["id"])
 
         note_id = self._call(f"comment on !{number}", post, number)
-        self.audit.record(
-            actor_of(actor), "proposal.comment", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.comment", self.source.name, number,
             details={"provider": PROVIDER, "comment": note_id, "length": len(text)},
         )
 
@@ -608,12 +549,7 @@ class GitLabProvider(Provider):
         return Mergeability(False, local.conflicts if local else (), target)
 
     def _local_merge(self, target: ObjectId, head: ObjectId) -> MergeResult | None:
-        try:
-            return self.source.repository.merge(self.source.resolve(target),
-                                                self.source.resolve(head))
-        except RevisorError as exc:
-            log.info("%s: cannot compute the merge locally: %s", self.source.name, exc)
-            return None
+        return common.local_merge(self.source, target, head, log)
 
     def merge(self, number: int, method: MergeMethod, actor: Signature) -> Proposal:
         """Merge with GitLab (see the module's docstring for the methods), the head as read
@@ -656,16 +592,13 @@ class GitLabProvider(Provider):
             if merged.get("state") != "merged":
                 raise error from None
         after = replace(self._proposal(merged), merge_method=method)
-        self.audit.record(
-            actor_of(actor), "proposal.merge", self.source.name, f"proposals/{number}",
+        common.record_proposal(
+            self.audit, actor, "proposal.merge", self.source.name, number,
             before=target_before or None, after=after.merged_commit,
             details={"provider": PROVIDER, "method": method.value, "source_commit": sha,
                      "branch": p.source_branch, "target": p.target_branch},
         )
-        try:
-            self.source.refresh()
-        except RevisorError as exc:
-            log.warning("%s: could not fetch after a merge: %s", self.source.name, exc)
+        common.refresh_quietly(self.source, log, "a merge")
         return after
 
     def _rebase(self, number: int, p: Proposal) -> str:
