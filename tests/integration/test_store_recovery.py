@@ -47,6 +47,9 @@ class Case:
         self.up = up
         self.data = tmp_path / "data"
         self.src = make_store(self.data, {"app": {"type": "git", "url": url}}).source("app")
+        self.src.refresh()  # the first refresh clones: its objects arrive in one pack
+        # a later, small fetch leaves its objects loose (the loose-object damage needs some)
+        up.commit("refs/heads/trunk", {"src/c.py": "c = 3\n"})
         self.src.refresh()
         assert self.src.mirror is not None
         self.mirror: Mirror = self.src.mirror

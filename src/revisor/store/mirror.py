@@ -39,6 +39,7 @@ from revisor.store.transport import GitAuth, NetworkPolicy, Progress, retry, run
 from revisor.store.urls import redact, strip_userinfo
 from revisor.vcs import ObjectId, RefUpdate, Repository
 from revisor.vcs.gitcli import run_git
+from revisor.vcs.materialize import remove_tree
 
 __all__ = ["FetchResult", "Mirror", "MirrorState", "PushUpdate", "RefChange"]
 
@@ -46,6 +47,11 @@ log = logging.getLogger(__name__)
 
 FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 STATE_FILE = "revisor-state.json"
+MIRROR_CONFIG = (
+    ("gc.auto", "0"),  # maintenance is the store's, on its own schedule
+    ("core.logAllRefUpdates", "false"),
+    ("fetch.writeCommitGraph", "false"),
+)
 PACK_REFS_AFTER = 1000  # new refs in one fetch above which the mirror's refs are packed
 # A ``*.lock`` file older than this inside a mirror was left by a killed process: git holds its
 # locks for milliseconds, and Revisor's own long operations run under the mirror's lock.
@@ -227,9 +233,8 @@ class Mirror:
         """Create the empty bare repository (no network)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         repo = Repository.init(self.path, bare=True, initial_branch=self.default_branch or "main")
-        repo.git("config", "gc.auto", "0")
-        repo.git("config", "core.logAllRefUpdates", "false")
-        repo.git("config", "fetch.writeCommitGraph", "false")
+        for key, value in MIRROR_CONFIG:
+            repo.git("config", key, value)
         (self.path / "revisor-mirror.json").write_text(
             json.dumps({"url": self.display_url, "created": time.time()})
         )
@@ -333,12 +338,73 @@ class Mirror:
         finally:
             lock.threads.release()
 
+    def _clone(self, progress: Progress | None) -> None:
+        """Create the mirror by a bare clone beside it, then move it into place.
+
+        A clone writes its refs packed in one file (a fetch into an empty repository writes one
+        file per ref: minutes for tens of thousands of refs on a slow disk), and a half-made clone
+        is never visible at the mirror's path. The clone's remote configuration is removed: the
+        mirror keeps no URL and no credentials of its own.
+        """
+        tmp = self.path.parent / f".{self.path.name}.clone-{os.getpid()}-{threading.get_ident()}"
+        remove_tree(tmp)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        args = [
+            "clone", "--bare", "--no-recurse-submodules",
+            *([] if progress else ["--quiet"]), "--end-of-options", self.url, str(tmp),
+        ]
+        try:
+            run_remote(tmp, args, auth=self._auth(), policy=self.policy,
+                       what=f"clone {self.display_url}", progress=progress)
+            run_git(tmp, ["config", "--remove-section", "remote.origin"], check=False)
+            for key, value in MIRROR_CONFIG:
+                run_git(tmp, ["config", key, value])
+            (tmp / "revisor-mirror.json").write_text(
+                json.dumps({"url": self.display_url, "created": time.time()})
+            )
+            if self.path.exists():  # an empty mirror left by a failed first attempt
+                remove_tree(self.path)
+            os.replace(tmp, self.path)
+        finally:
+            remove_tree(tmp)
+        self._repo = None
+
+    def _never_filled(self) -> bool:
+        """An existing mirror that no fetch ever filled (a failed first attempt left it)."""
+        return self.read_state().last_fetch_ok is None and not self.repo.refs("refs/")
+
+    def _record_first_failure(self, state: MirrorState) -> None:
+        if not self.exists:
+            self.create()  # an empty mirror, so that the failure is recorded where reads look
+        self._write_state(state)
+
     def _fetch_locked(self, progress: Progress | None = None) -> FetchResult:
-        first = not self.exists
-        if first:
-            self.create()
-        elif not self.head_ok():
+        first = not self.exists or self._never_filled()
+        if not first and not self.head_ok():
             self._repair_small_damage()
+        if first:
+            start = time.perf_counter()
+            try:
+                retry(lambda: self._clone(progress), self.policy)
+            except RemoteUnavailable as exc:
+                state = self.read_state() if self.exists else MirrorState()
+                state.last_fetch_started = time.time()
+                state.last_error, state.last_error_at = str(exc), time.time()
+                state.consecutive_failures += 1
+                self._record_first_failure(state)
+                raise
+            state = self.read_state()
+            state.last_fetch_started = time.time()
+            head = self.repo.head_ref
+            if head and not self.default_branch:
+                state.extra["head"] = head  # the clone took the remote's HEAD
+            else:
+                self._set_head(state)
+            state.last_fetch_ok = time.time()
+            self._write_state(state)
+            after = self._upstream_refs()
+            changes = tuple(RefChange(ref, None, oid) for ref, oid in sorted(after.items()))
+            return FetchResult(changes, fetched=True, seconds=time.perf_counter() - start)
         state = self.read_state()
         state.last_fetch_started = time.time()
         self._write_state(state)
