@@ -559,7 +559,7 @@ def bench_first_clone(ctx: Context) -> Section:
         return op
 
     ways = [
-        (REVISOR_CLONE, revisor_op, "init, fetch heads and tags, ls-remote HEAD"),
+        (REVISOR_CLONE, revisor_op, "a bare clone beside the mirror, moved into place"),
         (MIRROR_CLONE, git_op(MIRROR_CLONE, "--mirror"), ""),
         (FULL_CLONE, git_op(FULL_CLONE), f"checks out {ctx.corpus.stats['files_at_main']:,} files"),
     ]
@@ -596,8 +596,8 @@ def bench_first_clone(ctx: Context) -> Section:
         "has HEAD on `main` and passes `git fsck --connectivity-only`.",
         "The source has no bitmap index (as built by `corpus.py`), so git counts and compresses "
         "objects for every clone, as a server without bitmaps would; Revisor's first refresh is "
-        "the same `git fetch` into an empty bare repository, plus an `ls-remote` for the remote's "
-        "HEAD.",
+        "a `git clone --bare` into a directory beside the mirror (refs written packed, the "
+        "remote's HEAD learnt from the clone), moved into place once complete.",
     ]
     return section
 
