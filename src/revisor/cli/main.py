@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from revisor.cli import (  # noqa: F401 - importing registers the commands
     browse,
+    candidates,
     changes,
     proposals,
     sources,
+    workspaces,
 )
 from revisor.cli.app import app
 

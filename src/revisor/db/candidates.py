@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from revisor.core.refnames import candidate_ref, encode_component, workspace_prefix
 from revisor.db.database import Database
 from revisor.db.models import (
+    AuditRow,
     CandidateRow,
     CandidateStatus,
     CandidateStrategy,
@@ -39,12 +40,14 @@ from revisor.db.models import (
 from revisor.errors import (
     AlreadyExists,
     CandidateNotFound,
+    InvalidInput,
     InvalidState,
     WorkspaceNotFound,
 )
 from revisor.vcs import ObjectId, Signature
 
 __all__ = [
+    "AuditRecord",
     "Candidate",
     "CandidateStatus",
     "CandidateStore",
@@ -167,6 +170,20 @@ class WorkspaceRecord:
     def merge_base(self) -> ObjectId:
         """The commit the workspace's unpublished changes are relative to."""
         return self.changes_base or self.base_commit
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit entry of a bulk change (see :meth:`CandidateStore.record_audit`), in the terms
+    of :meth:`AuditLog.record <revisor.db.audit.AuditLog.record>`."""
+
+    actor: str
+    action: str
+    source: str | None
+    target: str | None
+    before: str | None = None
+    after: str | None = None
+    details: Mapping[str, object] | None = None
 
 
 def _opt(value: str | None) -> ObjectId | None:
@@ -433,6 +450,17 @@ class CandidateStore:
             ).scalars()
             return [_workspace(r) for r in rows]
 
+    def workspace_users(
+        self, candidate_id: int, *, session: Session | None = None
+    ) -> builtins.list[str]:
+        """The users with a workspace in the candidate, oldest first (names only: one column)."""
+        with self._session(session, write=False) as s:
+            return list(s.execute(
+                select(WorkspaceRow.user_name)
+                .where(WorkspaceRow.candidate_id == candidate_id)
+                .order_by(WorkspaceRow.id)
+            ).scalars())
+
     def update_workspace(
         self, candidate_id: int, user: str, *, session: Session | None = None, **fields: Any
     ) -> WorkspaceRecord:
@@ -453,3 +481,55 @@ class CandidateStore:
             row.updated_at = utcnow()
             s.flush()
             return _workspace(row)
+
+    def update_workspaces(
+        self,
+        candidate_id: int,
+        changes: Sequence[tuple[WorkspaceRecord, ObjectId, Mapping[str, Any]]],
+        *,
+        session: Session | None = None,
+    ) -> None:
+        """Change many workspaces of one candidate at once: for each (record, new head, fields),
+        as :meth:`update_workspace` would. One UPDATE statement per set of changed columns,
+        executed for all rows (executemany), by primary key, in one transaction. The caller holds
+        the workspaces' locks, so no row is read first."""
+        now = utcnow()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for rec, head, fields in changes:
+            if rec.candidate_id != candidate_id:
+                raise ValueError(f"workspace {rec.id} is not in candidate {candidate_id}")
+            unknown = set(fields) - _WORKSPACE_FIELDS
+            if unknown:
+                raise TypeError(f"unknown workspace field(s): {', '.join(sorted(unknown))}")
+            row: dict[str, Any] = {
+                name: _encode_workspace_field(name, value) for name, value in fields.items()
+            }
+            row.update(ws_id=rec.id, head_commit=head, updated_at=now)
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        # Core, not the ORM's bulk update: a third less time for a thousand rows.
+        statement = update(WorkspaceRow).where(WorkspaceRow.id == bindparam("ws_id"))
+        with self._session(session, write=True) as s:
+            for rows in groups.values():
+                s.connection().execute(statement, rows)
+
+    def record_audit(
+        self, entries: Sequence[AuditRecord], *, session: Session | None = None
+    ) -> None:
+        """Append audit entries in one INSERT executed for all of them (a bulk sync's thousand
+        entries cost one statement, not a thousand flushes), written exactly as
+        :meth:`AuditLog.record <revisor.db.audit.AuditLog.record>` writes one."""
+        if not entries:
+            return
+        now = utcnow()
+        rows = []
+        for e in entries:
+            if not e.actor or not e.action:
+                raise InvalidInput("an audit entry needs an actor and an action")
+            rows.append({
+                "at": now, "actor": e.actor, "action": e.action, "source": e.source,
+                "target": e.target, "before": e.before, "after": e.after,
+                "details": (json.dumps(dict(e.details), sort_keys=True, default=str)
+                            if e.details else None),
+            })
+        with self._session(session, write=True) as s:
+            s.execute(insert(AuditRow), rows)

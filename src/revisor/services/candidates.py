@@ -7,7 +7,8 @@ created at the target's current commit — a ref, no copy — with its metadata 
 it through their own workspaces (``revisor.services.workspaces``); this module creates, lists and
 describes candidates, compares them with their target, brings them onto a moved target
 (``revisor.services.candidate_rebase``), abandons and submits them
-(``revisor.services.candidate_submit``).
+(``revisor.services.candidate_submit``), and syncs all of a candidate's workspaces in one pass
+after it moved (``revisor.services.workspace_sync.sync_all``).
 
 Comparisons with the target are against the target branch's *current* head, freshly resolved:
 :meth:`Candidates.files` lists what the candidate changes (since it forked from the target,
@@ -34,13 +35,14 @@ from revisor.errors import (
     WorkspaceNotFound,
 )
 from revisor.providers.base import Provider
-from revisor.services import candidate_rebase, candidate_submit
+from revisor.services import candidate_rebase, candidate_submit, workspace_sync
 from revisor.services.candidate_support import CandidateContext, default_email
 from revisor.services.candidate_types import (
     NAME_PATTERN,
     CandidateFile,
     FileStatus,
     RebaseResult,
+    SyncResult,
 )
 from revisor.services.workspaces import Workspace
 from revisor.store.store import StoreSource
@@ -316,6 +318,11 @@ class Candidates:
                     after=cand.head_commit, details={"candidate": cand.id, "user": user},
                     session=s,
                 )
+        if created:
+            try:
+                self.ctx.locks.prepare_workspace(cand.id, user)
+            except OSError as exc:  # made on first use instead
+                log.warning("could not create the lock file of %s: %s", ref, exc)
         return rec
 
     def workspaces(self, candidate_id: int) -> builtins.list[WorkspaceRecord]:
@@ -327,6 +334,14 @@ class Candidates:
             head = heads.get(rec.ref, rec.head_commit)
             out.append(rec if head == rec.head_commit else replace(rec, head_commit=head))
         return out
+
+    def sync_workspaces(self, candidate_id: int) -> builtins.list[SyncResult]:
+        """Sync every workspace of the candidate after it moved, in one pass: each by seed 001's
+        rule exactly as :meth:`Workspace.sync <revisor.services.workspaces.Workspace.sync>` does,
+        with the history read once, every ref move in one compare-and-swap transaction and every
+        row in one database transaction (see ``revisor.services.workspace_sync``). Results in
+        the order of :meth:`workspaces`. InvalidState if the candidate is not open."""
+        return workspace_sync.sync_all(self.ctx, candidate_id)
 
     def ref(self, candidate_id: int) -> str:
         return candidate_ref(candidate_id)
