@@ -51,12 +51,15 @@ from revisor.vcs import Signature
 
 __all__ = ["default_identity", "ws_app"]
 
+
 class _WorkspaceGroup(TyperGroup):
     """``ws``'s options follow its arguments, so ``--help`` after a command's name would be the
     group's: it is given to the command named last before it instead."""
 
     # typer exports only its subclass of click's Context (click itself is vendored, private)
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+    def parse_args(  # type: ignore[override]
+        self, ctx: typer.Context, args: list[str]
+    ) -> list[str]:
         if "--help" in args and not ctx.resilient_parsing:
             named = [a for a in args[: args.index("--help")] if a in self.commands]
             if named:
@@ -80,6 +83,7 @@ EtagOpt = Annotated[
     typer.Option("--if-match", help="The ETag of the version you changed ('*': any version)."),
 ]
 MessageOpt = Annotated[str | None, typer.Option("-m", "--message", help="The commit message.")]
+
 
 def default_identity(user: str) -> Signature:
     """``USER <USER@localhost>``. A user name that cannot stand in an address as it is (spaces,
