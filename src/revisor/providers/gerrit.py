@@ -62,7 +62,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -297,11 +297,7 @@ class GerritProvider(Provider):
         self.audit = audit
         self.committer = committer
         self.settings = settings or GerritSettings.from_source(source)
-        if policy is None:
-            policy = HttpPolicy()
-            if self.settings.timeout is not None:
-                policy = replace(policy, read_timeout=self.settings.timeout)
-        self.policy = policy
+        self.policy = policy or HttpPolicy.with_read_timeout(self.settings.timeout)
         self._sleep = sleep
         self.http = HttpClient(
             f"{self.settings.url}/a", service=f"Gerrit {self.settings.project}",

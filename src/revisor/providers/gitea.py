@@ -172,11 +172,7 @@ class GiteaProvider(Provider):
         self.audit = audit
         self.committer = committer
         self.settings = settings or GiteaSettings.from_source(source)
-        if policy is None:
-            policy = HttpPolicy()
-            if self.settings.timeout is not None:
-                policy = replace(policy, read_timeout=self.settings.timeout)
-        self.policy = policy
+        self.policy = policy or HttpPolicy.with_read_timeout(self.settings.timeout)
         self._sleep = sleep
         s = self.settings
         self.http = HttpClient(

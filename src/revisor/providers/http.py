@@ -35,7 +35,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -123,6 +123,12 @@ class HttpPolicy:
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         return rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+    @classmethod
+    def with_read_timeout(cls, timeout: float | None) -> HttpPolicy:
+        """The default policy, with the read timeout a provider's settings ask for (if any)."""
+        policy = cls()
+        return policy if timeout is None else replace(policy, read_timeout=timeout)
 
 
 def json_message(response: httpx.Response) -> str:
