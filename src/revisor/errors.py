@@ -17,6 +17,7 @@ matching a message's text. Each error carries an optional *hint*: what the user 
     │   ├── InvalidRemote                         a remote URL refused: '-x', ext::, unknown scheme
     │   ├── LayoutCollision                       two repositories, or foreign files, would overlap
     │   ├── ValidationFailed                      fields of a request refused, each named → HTTP 422
+    │   ├── TooLarge                              a request body or file over its limit → HTTP 413
     │   └── PreconditionRequired                  a write without If-Match on a file that exists
     │                                             → HTTP 428
     ├── NotFound (LookupError)                    something named does not exist → exit 3, HTTP 404
@@ -37,8 +38,12 @@ matching a message's text. Each error carries an optional *hint*: what the user 
     │   ├── TransactionInProgress                 the same idempotency key is running elsewhere
     │   ├── PreconditionFailed                    If-Match names a version that is not the current
     │   │                                         one: carries the current ETag → HTTP 412
-    │   └── AlreadyExists                         the name is taken (a candidate's, per source)
+    │   ├── AlreadyExists                         the name is taken (a candidate's, per source)
+    │   └── LeaseLost                             a job's lease expired or was taken over: its
+    │                                             fencing token is stale, its result is dropped
     ├── NotAllowed                                refused by policy or role  → exit 6, HTTP 403
+    │   └── Unauthenticated                       no valid credentials (missing, unknown, expired
+    │                                             or revoked token)               → HTTP 401
     ├── Unavailable                               try again later          → exit 5, HTTP 503
     │   ├── RemoteUnavailable                     a remote is down, slow or refusing; retry_after
     │   └── DatabaseUnavailable                   the database is locked past its timeout or down
@@ -67,6 +72,7 @@ __all__ = [
     "InvalidRevision",
     "InvalidState",
     "LayoutCollision",
+    "LeaseLost",
     "NotAllowed",
     "NotFound",
     "PathConflict",
@@ -83,8 +89,10 @@ __all__ = [
     "SourceNotFound",
     "StaleBase",
     "StoreCorrupt",
+    "TooLarge",
     "TransactionInProgress",
     "TransactionNotFound",
+    "Unauthenticated",
     "Unavailable",
     "ValidationFailed",
     "WorkspaceNotFound",
@@ -227,6 +235,19 @@ class PreconditionRequired(InvalidInput):
         )
         self.path = path
         self.current = current
+
+
+class TooLarge(InvalidInput):
+    """A request body or a file is over its configured limit (HTTP 413)."""
+
+    def __init__(self, what: str, size: int | None, limit: int) -> None:
+        got = f"{size} bytes" if size is not None else "more"
+        super().__init__(
+            f"{what} is too large: {got}, the limit is {limit} bytes",
+            hint="send less at once, or ask an operator to raise the limit",
+        )
+        self.size = size
+        self.limit = limit
 
 
 class NotFound(RevisorError, LookupError):
@@ -387,8 +408,27 @@ class AlreadyExists(Conflict):
         self.name = name
 
 
+class LeaseLost(Conflict):
+    """A job's lease on what it works on expired or was taken over by another owner: its fencing
+    token is no longer the current one, so its result must not be written."""
+
+    def __init__(self, key: str, token: int, *, current: int | None = None) -> None:
+        now = f" (current token {current})" if current is not None else ""
+        super().__init__(
+            f"lease {key!r} with token {token} is no longer held{now}",
+            hint="the work will be picked up again by whoever holds the lease now",
+        )
+        self.key = key
+        self.token = token
+        self.current = current
+
+
 class NotAllowed(RevisorError):
     """Refused by the source's policy or the caller's role."""
+
+
+class Unauthenticated(NotAllowed):
+    """No valid credentials: the token is missing, unknown, expired or revoked (HTTP 401)."""
 
 
 class Unavailable(RevisorError):

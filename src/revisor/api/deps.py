@@ -1,0 +1,93 @@
+"""What a route needs beyond its parameters: the opened Revisor, the caller, and permission.
+
+Why this module exists: routes stay thin. ``ApiState`` is built once per application and kept on
+``app.state``; ``principal`` authenticates the request (Bearer token, or the web UI's session);
+``authorize`` asks ``services.auth`` whether the caller may act on a source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from revisor.api.settings import ServeSettings
+from revisor.bootstrap import Revisor
+from revisor.errors import SourceNotFound
+from revisor.services.auth import Action, AuthService, Principal
+from revisor.services.sources import Source
+
+__all__ = [
+    "ApiState",
+    "Caller",
+    "State",
+    "authorize",
+    "get_state",
+    "principal",
+    "source_for",
+]
+
+
+@dataclass
+class ApiState:
+    """Everything the routes share: built once by ``create_app``."""
+
+    rv: Revisor
+    settings: ServeSettings
+    auth: AuthService
+    extras: dict[str, Any] = field(default_factory=dict)  # the scheduler, metrics, caches
+
+    def source(self, name: str) -> Source:
+        if name not in self.rv.config.sources:
+            raise SourceNotFound(name)
+        return self.rv.source(name)
+
+
+def get_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.revisor
+    return state
+
+
+State = Annotated[ApiState, Depends(get_state)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return ""  # present but malformed: refused as an unknown token
+    return value.strip()
+
+
+def principal(request: Request, state: State) -> Principal:
+    """The authenticated caller (the web UI's session cookie counts, when it set one)."""
+    session_principal = getattr(request.state, "principal", None)
+    if isinstance(session_principal, Principal):
+        return session_principal
+    return state.auth.authenticate(_bearer(request))
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def authorize(
+    state: ApiState,
+    caller: Principal,
+    action: Action,
+    source: str | None = None,
+    *,
+    owner: str | None = None,
+) -> None:
+    state.auth.authorize(caller, action, source, owner=owner)
+
+
+def source_for(
+    state: ApiState, caller: Principal, name: str, action: Action = Action.READ
+) -> Source:
+    """The named source, after checking the caller may do ``action`` on it."""
+    src = state.source(name)
+    authorize(state, caller, action, name)
+    return src

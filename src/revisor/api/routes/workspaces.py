@@ -1,0 +1,7 @@
+"""API v1 routes: workspaces (to be filled in)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
