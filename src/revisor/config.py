@@ -22,6 +22,7 @@ Secrets are never in the file: it names environment variables, which are read wh
       notes:
         type: local
         path: /srv/notes           # an existing repository, used in place
+    auth: {create_candidates: editor, submit_candidates: admin, editors_manage_own_candidates: true}
 """
 
 from __future__ import annotations
@@ -60,13 +61,17 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_REFRESH",
     "TOKEN_USERNAME",
+    "AuthConfig",
     "BackupConfig",
     "Config",
     "Credentials",
     "GitSource",
+    "JobSchedule",
+    "JobsConfig",
     "LocalSource",
     "ProviderConfig",
     "ResolvedCredentials",
+    "RetentionConfig",
     "Source",
     "adhoc_source",
     "check_source_name",
@@ -398,12 +403,107 @@ class LocalSource(_Model):
 Source = Annotated[GitSource | LocalSource, Field(discriminator="type")]
 
 
+RoleName = Literal["reader", "editor", "admin"]
+
+
+class AuthConfig(_Model):
+    """Who may do what beyond the fixed roles (``revisor.services.auth`` has the whole policy):
+    the least role that creates candidates, the least role that submits them, and whether an
+    editor may patch, rebase and abandon the candidates they created."""
+
+    create_candidates: RoleName = "editor"
+    submit_candidates: RoleName = "admin"
+    editors_manage_own_candidates: bool = True
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+_JOB_EVERY = {
+    "refresh": timedelta(minutes=1),
+    "sync": timedelta(minutes=1),
+    "squash": timedelta(minutes=5),
+    "backup": timedelta(minutes=15),
+    "cleanup": timedelta(days=1),
+    "maintain": timedelta(days=1),
+}
+
+
+class JobSchedule(_Model):
+    """When one job runs: ``every`` (an interval) or ``cron`` (five fields), not both; neither
+    keeps the job's default interval. ``lease_ttl``: how long its leases last unrenewed."""
+
+    every: Duration | None = None
+    cron: str | None = None
+    enabled: bool = True
+    lease_ttl: Duration = timedelta(minutes=5)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from croniter import croniter  # type: ignore[import-untyped]
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}: use e.g. '*/5 * * * *'")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("give either every or cron, not both")
+        if self.every is not None and self.every.total_seconds() <= 0:
+            raise ValueError("every must be longer than zero")
+        if self.lease_ttl.total_seconds() <= 0:
+            raise ValueError("lease_ttl must be longer than zero")
+        return self
+
+
+class JobsConfig(_Model):
+    """The ``jobs:`` section: one schedule per job (defaults: refresh and sync every minute,
+    squash every 5 minutes, backup every 15, cleanup and maintain daily)."""
+
+    refresh: JobSchedule = JobSchedule()
+    sync: JobSchedule = JobSchedule()
+    squash: JobSchedule = JobSchedule()
+    backup: JobSchedule = JobSchedule()
+    cleanup: JobSchedule = JobSchedule()
+    maintain: JobSchedule = JobSchedule()
+
+    def schedule(self, job: str) -> JobSchedule:
+        """The job's schedule with its default interval filled in when neither was given."""
+        sched: JobSchedule = getattr(self, job)
+        if sched.every is None and sched.cron is None:
+            return sched.model_copy(update={"every": _JOB_EVERY[job]})
+        return sched
+
+
+class RetentionConfig(_Model):
+    """The ``retention:`` section: what the cleanup job deletes, and after how long a candidate
+    has been finished (submitted or abandoned). ``null`` keeps them forever. Open candidates
+    and target branches are never deleted, whatever is configured."""
+
+    submitted_workspaces: Duration | None = timedelta(days=7)
+    submitted_candidates: Duration | None = None
+    abandoned_candidates: Duration | None = timedelta(days=30)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        for name in ("submitted_workspaces", "submitted_candidates", "abandoned_candidates"):
+            value = getattr(self, name)
+            if value is not None and value.total_seconds() < 0:
+                raise ValueError(f"{name} must not be negative")
+        return self
+
+
 # -- the whole configuration -----------------------------------------------------------------------
 class Config(_Model):
     """The validated configuration. ``data_dir`` is absolute; sources keep the file's order."""
 
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, validate_default=True)
     sources: dict[SourceName, Source] = Field(default_factory=dict)
+    auth: AuthConfig = AuthConfig()
+    jobs: JobsConfig = JobsConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @field_validator("data_dir")
     @classmethod

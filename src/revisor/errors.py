@@ -27,8 +27,11 @@ matching a message's text. Each error carries an optional *hint*: what the user 
     │   ├── SourceNotFound                        no configured source by that name
     │   ├── ProposalNotFound                      no proposal with that number on that source
     │   ├── TransactionNotFound                   no journal entry with that transaction id
+    │   ├── JobRunNotFound                        no recorded job run with that id
     │   ├── CandidateNotFound                     no version candidate with that id or name
-    │   └── WorkspaceNotFound                     that user has no workspace in that candidate
+    │   ├── WorkspaceNotFound                     that user has no workspace in that candidate
+    │   ├── UserNotFound                          no user (of the API) by that name
+    │   └── TokenNotFound                         no API token with that id
     ├── Conflict                                  the world moved under the caller → exit 4, 409
     │   ├── RefConflict                           a compare-and-swap lost: carries the actual value
     │   ├── RemoteRefConflict                     a push's lease lost: the remote ref moved
@@ -71,6 +74,7 @@ __all__ = [
     "InvalidRemote",
     "InvalidRevision",
     "InvalidState",
+    "JobRunNotFound",
     "LayoutCollision",
     "LeaseLost",
     "NotAllowed",
@@ -89,11 +93,13 @@ __all__ = [
     "SourceNotFound",
     "StaleBase",
     "StoreCorrupt",
+    "TokenNotFound",
     "TooLarge",
     "TransactionInProgress",
     "TransactionNotFound",
     "Unauthenticated",
     "Unavailable",
+    "UserNotFound",
     "ValidationFailed",
     "WorkspaceNotFound",
 ]
@@ -304,6 +310,14 @@ class TransactionNotFound(NotFound):
         self.tx_id = tx_id
 
 
+class JobRunNotFound(NotFound):
+    """No recorded job run with that id."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"no job run {run_id}", hint="list the runs with 'revisor jobs list'")
+        self.run_id = run_id
+
+
 class CandidateNotFound(NotFound):
     def __init__(self, source: str, candidate: int | str) -> None:
         super().__init__(
@@ -319,6 +333,18 @@ class WorkspaceNotFound(NotFound):
         super().__init__(f"user {user!r} has no workspace in candidate {candidate}")
         self.candidate = candidate
         self.user = user
+
+
+class UserNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no user {name!r}", hint="list the users with: revisor users list")
+        self.name = name
+
+
+class TokenNotFound(NotFound):
+    def __init__(self, token_id: int) -> None:
+        super().__init__(f"no token {token_id}", hint="list the tokens with: revisor tokens list")
+        self.token_id = token_id
 
 
 class Conflict(RevisorError):

@@ -17,9 +17,11 @@ from fastapi import FastAPI
 from revisor import __version__
 from revisor.api.deps import ApiState
 from revisor.api.problems import install_problem_handlers, problem
+from revisor.api.routes.ops import Metrics, MetricsMiddleware
 from revisor.api.settings import ServeSettings
 from revisor.bootstrap import Revisor
 from revisor.services.auth import AuthService
+from revisor.services.auth_policy import AuthPolicy
 
 __all__ = ["API_PREFIX", "ROUTE_MODULES", "create_app"]
 
@@ -58,20 +60,35 @@ class BodyLimit:
             await self._refuse(scope, receive, send, int(declared))
             return
         seen = 0
+        exceeded = refused = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
+        async def guarded(message: Message) -> None:
+            # A framework may turn the error raised while reading into its own answer (400):
+            # once the limit is exceeded, whatever the application sends becomes the 413.
+            nonlocal refused
+            if not exceeded:
+                await send(message)
+                return
+            if not refused and message["type"] == "http.response.start":
+                refused = True
+                await self._refuse(scope, receive, send, None)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, guarded)
         except _BodyTooLarge:
-            await self._refuse(scope, receive, send, None)
+            if not refused:
+                refused = True
+                await self._refuse(scope, receive, send, None)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int | None) -> None:
         got = f"{size} bytes" if size is not None else "more"
@@ -96,7 +113,10 @@ def create_app(
 ) -> FastAPI:
     """The application for an opened (started) Revisor."""
     settings = settings or ServeSettings()
-    state = ApiState(rv=rv, settings=settings, auth=auth or AuthService(rv.db))
+    auth = auth or AuthService(rv.db, AuthPolicy.from_config(rv.config.auth))
+    state = ApiState(rv=rv, settings=settings, auth=auth)
+    metrics = Metrics()
+    state.extras["metrics"] = metrics
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -131,4 +151,5 @@ def create_app(
         else:
             web.mount(app, state)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

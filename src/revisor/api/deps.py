@@ -7,23 +7,31 @@ Why this module exists: routes stay thin. ``ApiState`` is built once per applica
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from revisor.api.settings import ServeSettings
 from revisor.bootstrap import Revisor
-from revisor.errors import SourceNotFound
+from revisor.errors import InvalidInput, SourceNotFound, ValidationFailed
 from revisor.services.auth import Action, AuthService, Principal
 from revisor.services.sources import Source
 
 __all__ = [
     "ApiState",
     "Caller",
+    "Cursor",
+    "Limit",
     "State",
     "authorize",
+    "decode_cursor",
+    "encode_cursor",
     "get_state",
+    "page_limit",
     "principal",
     "source_for",
 ]
@@ -91,3 +99,45 @@ def source_for(
     src = state.source(name)
     authorize(state, caller, action, name)
     return src
+
+
+# -- pagination -------------------------------------------------------------------------------
+_MAX_PAGE = ServeSettings().max_page_size
+
+Limit = Annotated[
+    int | None,
+    Query(ge=1, le=_MAX_PAGE, description="Items per page (default: the server's page size)."),
+]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=4096, description="The ``next_cursor`` of the previous page (opaque)."),
+]
+
+
+def page_limit(state: ApiState, limit: int | None) -> int:
+    """The page size to use: ``limit`` within the server's bound (422 beyond it)."""
+    if limit is None:
+        return state.settings.page_size
+    if limit > state.settings.max_page_size:
+        raise ValidationFailed(
+            [("limit", f"at most {state.settings.max_page_size}")],
+        )
+    return limit
+
+
+def encode_cursor(kind: str, **values: Any) -> str:
+    """An opaque cursor: URL-safe base64 of a small JSON object tagged with ``kind``."""
+    raw = json.dumps({"k": kind, **values}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
+    """The values of a cursor made by :func:`encode_cursor` for ``kind``; anything else → 400."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise InvalidInput("the cursor is not valid", hint="pass next_cursor as it was") from None
+    if not isinstance(value, dict) or value.get("k") != kind:
+        raise InvalidInput("the cursor is not valid here", hint="pass next_cursor as it was")
+    return value

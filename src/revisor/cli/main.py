@@ -11,8 +11,12 @@ from revisor.cli import (  # noqa: F401 - importing registers the commands
     browse,
     candidates,
     changes,
+    jobs,
     proposals,
+    restore,
+    serve,
     sources,
+    tokens,
     workspaces,
 )
 from revisor.cli.app import app

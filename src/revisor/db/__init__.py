@@ -6,6 +6,10 @@ PostgreSQL when scaled out, through SQLAlchemy; the schema is migrated by Alembi
 package (:meth:`Database.migrate`). Callers get frozen dataclasses, never ORM rows.
 """
 
+from revisor.db import auth as _auth  # noqa: F401 - the users and tokens join Base.metadata
+from revisor.db import backups as _backups  # noqa: F401 - the backup tables join Base.metadata
+from revisor.db import jobs as _jobs  # noqa: F401 - the jobs' tables join Base.metadata
+from revisor.db import lastcommits as _lastcommits  # noqa: F401 - its table joins Base.metadata
 from revisor.db.audit import AuditEntry, AuditLog, actor_of
 from revisor.db.candidates import CandidateStore
 from revisor.db.database import Database

@@ -170,6 +170,44 @@ class Candidates:
             raise
         return cand
 
+    def edit(
+        self,
+        candidate_id: int,
+        actor: Signature,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> Candidate:
+        """Change an open candidate's title and/or description (None: keep), refused fields
+        named in one :class:`ValidationFailed`, as :meth:`create` names them; audited."""
+        problems: list[tuple[str, str]] = []
+        fields: dict[str, str] = {}
+        if title is not None:
+            if not isinstance(title, str) or not title.strip():
+                problems.append(("title", "must not be empty"))
+            elif len(title) > MAX_TITLE or "\n" in title.strip():
+                problems.append(("title", f"must be one line of at most {MAX_TITLE} characters"))
+            else:
+                fields["title"] = title.strip()
+        if description is not None:
+            if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+                problems.append(("description", f"must be at most {MAX_DESCRIPTION} characters"))
+            else:
+                fields["description"] = description
+        if problems:
+            raise ValidationFailed(problems)
+        cand = self.get(candidate_id)
+        if not fields:
+            return cand
+        with self.ctx.db.session() as s:
+            self.ctx.store.update(self.source, candidate_id, require=(CandidateStatus.OPEN,),
+                                  action="edit", session=s, **fields)
+            self.ctx.audit.record(
+                actor_of(actor), "candidate.edit", self.source, cand.ref,
+                details={"candidate": candidate_id, "fields": sorted(fields)}, session=s,
+            )
+        return self.get(candidate_id)
+
     # -- reading ----------------------------------------------------------------------------------
     def get(self, candidate_id: int) -> Candidate:
         """The candidate (CandidateNotFound if no such id on this source), head read from its

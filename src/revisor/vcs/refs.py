@@ -4,12 +4,23 @@ Every ref write in Revisor goes through :func:`update_refs`: each update names t
 expects, the refs are locked with git's own ``<ref>.lock`` files (so git processes honour them too),
 the current values are checked under the locks, and only then is anything written. A lost race
 raises :class:`~revisor.errors.RefConflict` carrying the value actually found.
+
+A process killed between taking a lock and committing leaves its ``<ref>.lock`` behind, which
+would refuse every later write of that ref. A writer that has waited in vain for a lock older than
+:data:`STALE_LOCK_SECONDS` (holders keep theirs for microseconds, git for milliseconds) removes it
+and tries once more; breakers take a mutex (``flock`` on a file beside the refs) and look at the
+lock's age again under it, so two of them never remove each other's fresh lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
+import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import pygit2
 
@@ -23,6 +34,11 @@ __all__ = ["list_refs", "read_ref", "update_refs"]
 # locks for microseconds; a lock older than this is stale (a killed process) and is the store's to
 # repair.
 LOCK_WAIT_SECONDS = 2.0
+#: A ``<ref>.lock`` this old was left by a killed process and is removed by the next writer.
+STALE_LOCK_SECONDS = 30.0
+_BREAKER = "revisor-stale-ref-locks"  # the mutex file of the breakers, in the git directory
+
+log = logging.getLogger(__name__)
 
 
 def read_ref(pg: pygit2.Repository, name: str) -> ObjectId | None:
@@ -60,15 +76,45 @@ def list_refs(pg: pygit2.Repository, prefix: str = "refs/") -> dict[str, ObjectI
     return out
 
 
-def _lock(tx: pygit2.transaction.ReferenceTransaction, name: str) -> None:
+@contextlib.contextmanager
+def _breaker(git_dir: Path) -> Iterator[None]:
+    fd = os.open(git_dir / _BREAKER, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _break_stale_lock(git_dir: Path, name: str) -> bool:
+    """Remove ``<name>.lock`` if it is older than :data:`STALE_LOCK_SECONDS` (or already gone);
+    True when the caller should try to lock again."""
+    lock = git_dir / f"{name}.lock"
+    with _breaker(git_dir):
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if age < STALE_LOCK_SECONDS:
+            return False
+        lock.unlink(missing_ok=True)
+    log.warning("removed %s, left %.0f s ago by a writer that died holding it", lock, age)
+    return True
+
+
+def _lock(tx: pygit2.transaction.ReferenceTransaction, name: str, git_dir: Path) -> None:
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     delay = 0.0005
+    broken = False
     while True:
         try:
             tx.lock_ref(name)
             return
         except pygit2.GitError as exc:
             if time.monotonic() >= deadline:
+                if not broken and _break_stale_lock(git_dir, name):
+                    broken = True
+                    continue
                 raise GitFailure(
                     f"ref {name} is locked by another writer",
                     stderr=str(exc),
@@ -109,7 +155,7 @@ def update_refs(
 def _apply(pg: pygit2.Repository, todo: list[RefUpdate], message: str) -> None:
     with pg.transaction() as tx:
         for u in todo:
-            _lock(tx, u.name)
+            _lock(tx, u.name, Path(pg.path))
         for u in todo:
             actual = read_ref(pg, u.name)
             if actual != u.expected:

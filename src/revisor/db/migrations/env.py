@@ -15,6 +15,8 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
+from revisor.db import backups as _backups  # noqa: F401 - registers the backup tables
+from revisor.db import jobs as _jobs  # noqa: F401 - registers the jobs' tables
 from revisor.db.models import Base, UTCDateTime
 
 config = context.config

@@ -1,0 +1,78 @@
+"""The ``backup`` job: each source with a backup remote, pushed and verified (see
+``revisor.services.backup``).
+
+Why this module exists: it is the thin adapter between the runner and the backup service. A
+target is a source that has ``backup:`` configured; it holds the lease ``backup:<source>``
+(:func:`backup_key`), which cleanup takes too, so a cleanup never deletes between a backup's
+push and its confirmation, and two backups of one source never push at once. The service's
+fence is the job's: a backup whose lease was lost moves no ref, pushes nothing more and
+records no confirmation. A remote that is down fails the target (the runner records the
+redacted error); the other sources go on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from revisor.db.backups import Fence
+from revisor.jobs.base import Job, JobContext, JobName, Target, TargetOutcome, register
+from revisor.services.backup import backup_source
+
+if TYPE_CHECKING:
+    from revisor.bootstrap import Revisor
+
+__all__ = ["BackupJob", "backup_key", "job_fence"]
+
+
+def backup_key(source: str) -> str:
+    """The lease shared by the backup and the cleanup of one source."""
+    return f"backup:{source}"
+
+
+def job_fence(ctx: JobContext) -> Fence:
+    """The services' fence: the job's leases, checked (in the session, when one is given)."""
+
+    def fence(session: Session | None) -> None:
+        ctx.check(session)
+
+    return fence
+
+
+@register
+class BackupJob(Job):
+    name = JobName.BACKUP
+    description = "push refs/revisor/* and the candidate records to each backup remote, verified"
+    default_ttl = 600.0
+
+    def targets(
+        self, rv: Revisor, *, source: str | None = None, candidate: int | None = None
+    ) -> list[Target]:
+        names = [source] if source is not None else rv.store.names()
+        return [Target(n) for n in names if rv.config.source(n).backup is not None]
+
+    def lease_keys(self, target: Target) -> tuple[str, ...]:
+        return (backup_key(target.source),)
+
+    def run_target(self, ctx: JobContext, target: Target) -> TargetOutcome:
+        rv = ctx.rv
+
+        def progress(phase: str, done: int, total: int) -> None:
+            ctx.progress(done, total, phase)
+
+        result = backup_source(
+            rv.store.source(target.source), rv.db, rv.config,
+            env=rv.store.env,
+            fence=job_fence(ctx), progress=progress,
+        )
+        return TargetOutcome(
+            changed=result.changed,
+            summary=(f"{result.pushed} refs pushed, {result.refs} confirmed on {result.url}, "
+                     f"{result.records_changed} of {result.records} records changed"),
+            details={"url": result.url, "meta_commit": result.meta_commit,
+                     "pushed": result.pushed, "refs": result.refs, "records": result.records,
+                     "records_changed": result.records_changed, "replanned": result.replanned,
+                     "seconds": round(result.seconds, 3)},
+        )
+
