@@ -187,7 +187,7 @@ def main() -> None:
         full_rev: list[float] = []
         full_git: list[float] = []
         last: tuple[Revisor, BackupResult, Path] | None = None
-        for _ in range(max(2, args.reps // 2)):
+        for _ in range(max(3, args.reps // 2)):
             b = new_bare()
             t0 = time.perf_counter()
             r, result = backup_into(b)

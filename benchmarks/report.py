@@ -26,6 +26,7 @@ import argparse
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -339,11 +340,22 @@ def _ratio(num: float, den: float) -> str:
     return f"{r:.2f}x" if r < 10 else f"{r:.0f}x"
 
 
+#: How the benchmarks name the anchors' ways: git processes, raw pygit2, the seed's clones,
+#: cup's and Gitea's flows, a non-incremental recomputation, or "anchor: …".
+_ANCHOR_WORDS = ("git ", "pygit2", "anchor", "seed", "(cup)", "cup's", "(gitea)", "gitea's",
+                 "not incremental", "clone --", "worktree add")
+
+
 def is_revisor(way: str) -> bool:
-    """Revisor's own ways are named after it (``Revisor …``, ``revisor.vcs …``) or are worker
-    configurations of Revisor's throughput run; every other way is an anchor."""
+    """Revisor's own ways are named after it (``Revisor …``, ``revisor.vcs …``), are worker
+    configurations of Revisor's throughput run, or are anything not named like an anchor (the
+    last-commit cache's "cache, cold"); the anchors name a git command, pygit2, the seed, cup,
+    Gitea, a non-incremental recomputation, or say "anchor"."""
     w = way.lower()
-    return "revisor" in w or "worker process" in w
+    if re.search(r"(?<![/\w])revisor\b", w) or "worker process" in w:  # not refs/revisor/*
+        return True
+    return not any(w.startswith(word) or f" {word}" in w or f"({word}" in w
+                   for word in _ANCHOR_WORDS)
 
 
 def _qualifiers(w: WayResult) -> set[str]:
@@ -355,11 +367,11 @@ def _qualifiers(w: WayResult) -> set[str]:
 def comparison_rows(section: SectionResult) -> list[tuple[str, ...]]:
     """Rows ``(measure, Revisor's way, its median, anchor, its median, anchor ÷ Revisor)``.
 
-    Each anchor is set beside the Revisor way measured in the same conditions: the one whose
-    name shares most qualifiers with the anchor's ("…, branch name", "…, small repository",
-    "…, commit-graph + Bloom filters"), else the section's reference way. A way marked ``…``
-    continues the way above it (same side). Revisor ways no anchor is set beside are listed
-    with ``—`` on the anchor side.
+    Every Revisor way is set beside the anchor measured in the most similar conditions: the one
+    whose name shares most qualifiers with it ("…, branch name", "…, small repository",
+    "…, commit-graph + Bloom filters", a table's client count), else the section's first
+    anchor; an anchor no Revisor way was set beside gets a row of its own beside the section's
+    reference way. A way marked ``…`` continues the way above it (same side).
     """
     kinds: list[bool] = []
     for w in section.ways:
@@ -373,18 +385,30 @@ def comparison_rows(section: SectionResult) -> list[tuple[str, ...]]:
     if ref is None:
         return [(section.title, "—", "—", a.way, _fmt(a.median), "—") for a in anchors]
     ordered = [ref, *(w for w in mine if w is not ref)]
+
+    def row(r: WayResult, a: WayResult | None) -> tuple[str, ...]:
+        if a is None:
+            return (section.title, r.way, _fmt(r.median), "—", "—", "—")
+        return (section.title, r.way, _fmt(r.median), a.way, _fmt(a.median),
+                _ratio(a.median, r.median))
+
+    def closest(w: WayResult, among: Sequence[WayResult]) -> WayResult | None:
+        if not among:
+            return None
+        wanted = _qualifiers(w)
+        best = max(among, key=lambda o: len(wanted & _qualifiers(o)))
+        return best if wanted & _qualifiers(best) else None
+
     rows: list[tuple[str, ...]] = []
     used: set[str] = set()
+    for r in ordered:
+        a = closest(r, anchors) or (anchors[0] if anchors else None)
+        if a is not None:
+            used.add(a.way)
+        rows.append(row(r, a))
     for a in anchors:
-        wanted = _qualifiers(a)
-        best = max(ordered, key=lambda r: len(wanted & _qualifiers(r)))
-        if not wanted & _qualifiers(best):
-            best = ref
-        used.add(best.way)
-        rows.append((section.title, best.way, _fmt(best.median), a.way, _fmt(a.median),
-                     _ratio(a.median, best.median)))
-    rows += [(section.title, w.way, _fmt(w.median), "—", "—", "—")
-             for w in ordered if w.way not in used]
+        if a.way not in used:
+            rows.append(row(closest(a, ordered) or ref, a))
     return rows
 
 

@@ -20,6 +20,7 @@ import random
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -225,7 +226,7 @@ def test_merges_where_one_side_changed_the_entry(git_repo: GitRepo, caches: Cach
     git_repo.write("c", "other")
     git_repo.commit("other c")
     git_repo.checkout("main")
-    # Both sides changed c? No: main did not. The merge keeps other's c, and also changes b itself.
+    # Only the other side changed c: the merge takes it, and changes b itself.
     merge_resolving(git_repo, "other", files={"b": "merged"})
     git_repo.checkout("-b", "both", "main~1")
     git_repo.write("a", "both")
@@ -291,6 +292,36 @@ def test_unicode_and_odd_names(git_repo: GitRepo, caches: Caches) -> None:
     git_repo.write("dir/st*r", "1")
     git_repo.commit("star again")
     check_everything(git_repo, caches)
+
+
+def test_names_that_are_not_utf8(git_repo: GitRepo, caches: Caches) -> None:
+    """Entry names are bytes to git: one that is not UTF-8 survives the stored form."""
+    blob = git_repo.git("hash-object", "-w", "--stdin", input=b"x").strip()
+    blob2 = git_repo.git("hash-object", "-w", "--stdin", input=b"y").strip()
+    parent: list[str] = []
+    for i, content in enumerate((blob, blob2)):
+        entries = f"100644 blob {blob}\tplain\n".encode() + (
+            f"100644 blob {content}\t".encode() + b"n\xffx\n")
+        tree = git_repo.git("mktree", input=entries).strip()
+        stamp = {"GIT_COMMITTER_DATE": f"{T0 + i} +0000", "GIT_AUTHOR_DATE": f"{T0 + i} +0000"}
+        commit = git_repo.git("commit-tree", tree, *parent, "-m", f"c{i}", env=stamp).strip()
+        parent = ["-p", commit]
+    git_repo.git("update-ref", "refs/heads/main", commit)
+    ref = Reference(git_repo)
+    computed = caches.new(git_repo).listing(commit)
+    ref.check(computed, commit, "")
+    stored = caches.new(git_repo).listing(commit)
+    assert stored.from_cache and stored == replace(computed, from_cache=True)
+    assert "n\udcffx" in stored.entries
+
+
+def test_a_shallow_clone(git_repo: GitRepo, caches: Caches, tmp_path: Path) -> None:
+    """Parents beyond a shallow clone's boundary are missing: git treats the boundary commits as
+    roots, and so does the cache."""
+    linear(git_repo, commits=6)
+    shallow = GitRepo(tmp_path / "shallow")
+    git_repo.git("clone", "-q", "--depth", "3", f"file://{git_repo.path}", str(shallow.path))
+    check_everything(shallow, caches)
 
 
 # -- random histories ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ never appear in a response or a log line."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,13 +16,22 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.integration.test_transactions_support import Upstream, make_world
+from revisor.bootstrap import Revisor
+from revisor.config import Config
+from tests.integration.test_transactions_support import (
+    FAST,
+    REVISOR,
+    Upstream,
+    World,
+    make_world,
+)
 from tests.support.api import ApiWorld, api_world
 from tests.support.githttp import GitHttpServer
 from tests.support.server import serve_app
 
 S = "/sources/proj"
-MARK = Path(f"/tmp/revisor-hostile-{uuid.uuid4().hex}")
+# the same on every xdist worker (parameter ids must agree between workers), unique per run
+MARK = Path(f"/tmp/revisor-hostile-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}")
 HOSTILE_PATHS = ["../etc/passwd", "..", "/etc/passwd", ".git/config", ".GIT/HEAD", "a\x00b",
                  "docs/../../x", "a//b", "docs/.git/x"]
 # valid git paths that only look hostile: taken literally (a file of that name), never decoded
@@ -143,8 +153,13 @@ def test_credentials_never_leak(tmp_path: Path, caplog: pytest.LogCaptureFixture
     server = GitHttpServer(root, auth=("bot", SECRET))
     server.start()
     try:
-        url = server.url_for("proj.git", credentials=("bot", SECRET))
-        world = make_world("http", tmp_path / "w", upstream=up.path, url=url)
+        # the served source reads its password from the environment; the other has one in its URL
+        cfg = {"type": "git", "url": server.url_for("proj.git"), "branch": "main",
+               "refresh": "1h", "credentials": {"username": "bot", "password_env": "PROJ_TOKEN"}}
+        config = Config.model_validate({"data_dir": str(tmp_path / "w" / "data"),
+                                        "sources": {"proj": cfg}})
+        rv = Revisor(config, policy=FAST, identity=REVISOR, env={"PROJ_TOKEN": SECRET}).start()
+        world = World("http", tmp_path / "w", up, cfg["url"], cfg, rv)
         down = make_world("http", tmp_path / "down", upstream=up.path,
                           url=f"http://bot:{SECRET}@127.0.0.1:9/proj.git")
         from revisor.api.app import create_app

@@ -122,7 +122,7 @@ def test_serve_a_path_streams_in_constant_memory_and_stops_gracefully(tmp_path: 
         s.proc.send_signal(signal.SIGTERM)
         assert s.proc.wait(30) in STOPPED
     text = "".join(s.lines)
-    assert "Application shutdown complete" in text
+    assert "Application shutdown complete" in text and "Traceback" not in text
     assert (tmp_path / "data" / "revisor.db").exists() or any((tmp_path / "data").iterdir())
 
 
@@ -151,6 +151,7 @@ def test_two_workers(tmp_path: Path) -> None:
         assert client.get(s.api + "/readyz").json()["status"] == "ready"
         s.proc.send_signal(signal.SIGTERM)
         assert s.proc.wait(30) in STOPPED
+    assert "Traceback" not in "".join(s.lines), "".join(s.lines)
     for child in children:
         assert not Path(f"/proc/{child}").exists() or \
             "zombie" in Path(f"/proc/{child}/status").read_text().lower()

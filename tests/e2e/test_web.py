@@ -183,6 +183,9 @@ def test_lastcommits_endpoint_matches_git(single: WebWorld, client: httpx.Client
         ("/s/proj/log?skip=-1", 400),
         ("/no/such/page", 404),
         ("/s/proj/candidates/99999", 404),
+        ("/s/proj/candidates/99999999999999999999999", 400),
+        ("/s/proj/candidates/abc/ws", 400),
+        ("/s/proj/tree?path=a%00b", 400),
     ],
 )
 def test_errors_are_friendly_pages(client: httpx.Client, url: str, status: int) -> None:
@@ -340,8 +343,16 @@ def test_roles_apply_to_pages(multi: WebWorld) -> None:
         assert r.status_code == 303
         cand = multi.candidates.by_name("alice-1")
         assert cand.author_email == "alice@example.com"
+        page = c.get(f"/s/proj/candidates/{cand.id}")
+        assert "Bring up to date" in page.text and ">Submit</button>" not in page.text
         submit = c.post(f"/s/proj/candidates/{cand.id}/submit", data={"csrf": token})
         assert submit.status_code == 403 and "Not allowed" in submit.text
+        # her own candidate she may bring up to date; someone else's she may not
+        own = c.post(f"/s/proj/candidates/{cand.id}/rebase", data={"csrf": token})
+        assert own.status_code == 303 and own.headers["location"].endswith("done=uptodate")
+        other = multi.candidates.create("not-alice-1", "Not hers", BOB)
+        r = c.post(f"/s/proj/candidates/{other.id}/rebase", data={"csrf": token})
+        assert r.status_code == 403
         assert c.get("/audit").status_code == 403
 
 
@@ -350,7 +361,8 @@ def test_a_reader_reads_but_does_not_edit(multi: WebWorld) -> None:
     with httpx.Client(base_url=multi.url, timeout=60) as c:
         sign_in(multi, c, "rita")
         page = c.get(f"/s/proj/candidates/{cand.id}/ws")
-        assert page.status_code == 200 and "Start editing" in page.text
+        assert page.status_code == 200 and "not edit it" in page.text
+        assert "Start editing" not in page.text
         r = c.post(f"/s/proj/candidates/{cand.id}/ws/start", data={"csrf": csrf_of(page.text)})
         assert r.status_code == 403 and "may not write_workspace" in r.text
         assert multi.candidates.workspaces(cand.id) == []

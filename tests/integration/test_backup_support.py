@@ -52,6 +52,7 @@ __all__ = [
     "run_child_backup",
     "run_cleanup",
     "set_status",
+    "start_child_job",
 ]
 
 
@@ -157,3 +158,32 @@ def run_child_backup(w: World, fault: str | None) -> subprocess.CompletedProcess
     env["PYTHONPATH"] = os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec)], env=env,
                           capture_output=True, text=True, timeout=90, check=False)
+
+
+_JOB_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from revisor.bootstrap import Revisor
+    from revisor.config import Config
+    from revisor.jobs.runner import run_job
+    from tests.integration.test_transactions_support import FAST, REVISOR
+
+    spec = json.loads(sys.argv[1])
+    rv = Revisor(Config.model_validate(spec["config"]), policy=FAST, identity=REVISOR, env={})
+    rv.start(recover=False)
+    run = run_job(rv, spec["job"])
+    print(run.outcome.value)
+    """
+)
+
+
+def start_child_job(w: World, job: str, fault: str) -> subprocess.Popen[str]:
+    """``revisor jobs run <job>`` in a child process with ``REVISOR_FAULT=<fault>`` (e.g. a
+    checkpoint that sleeps while the job holds its lease)."""
+    spec = {"config": {"data_dir": str(w.data_dir), "sources": {"proj": w.source_config}},
+            "job": job}
+    env = {k: v for k, v in os.environ.items() if k != "REVISOR_FAULT"}
+    env["REVISOR_FAULT"] = fault
+    env["PYTHONPATH"] = os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")])
+    return subprocess.Popen([sys.executable, "-c", _JOB_CHILD, json.dumps(spec)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -201,3 +201,20 @@ def test_a_down_backup_makes_cleanup_hold_back(
         assert backup_refs(bare) == revisor_refs(w)
     finally:
         w.close()
+
+
+def test_the_retention_configuration() -> None:
+    from pydantic import ValidationError
+
+    from revisor.config import Config
+
+    default = Config.model_validate({}).retention
+    assert default.submitted_workspaces == 7 * DAY and default.abandoned_candidates == 30 * DAY
+    assert default.submitted_candidates is None
+    cfg = Config.model_validate({"retention": {"submitted_workspaces": "36h",
+                                               "abandoned_candidates": None}}).retention
+    assert cfg.submitted_workspaces == timedelta(hours=36) and cfg.abandoned_candidates is None
+    for wrong in ({"abandoned_candidates": "-1d"}, {"open_candidates": "1d"},
+                  {"submitted_workspaces": "soon"}):
+        with pytest.raises(ValidationError):
+            Config.model_validate({"retention": wrong})

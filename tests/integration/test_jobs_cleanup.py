@@ -4,6 +4,7 @@ what is due once the backup job has run."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.integration.test_backup_support import (
     init_backup,
     populate,
     revisor_refs,
+    start_child_job,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,5 +79,34 @@ def test_cleanup_job_with_nothing_due(tmp_path: Path) -> None:
         assert run.outcome is JobOutcome.SUCCEEDED and run.changed == 0
         assert run.results[0].summary == "nothing due"
         assert revisor_refs(w) == before
+    finally:
+        w.close()
+
+
+def test_cleanup_racing_a_backup_in_another_process_waits_its_turn(tmp_path: Path) -> None:
+    bare = init_backup(tmp_path / "backup.git")
+    w = bworld(tmp_path / "w", f"file://{bare}")
+    try:
+        made = populate(w)
+        age(w, made.abandoned.id, 40)
+        # a backup job in another process, paused after its push, before it confirms
+        child = start_child_job(w, "backup", "backup.after_push=sleep:4")
+        try:
+            leases = Leases(w.rv.db)
+            deadline = time.monotonic() + 60
+            while leases.held(backup_key("proj")) is None or not backup_refs(bare):
+                assert child.poll() is None, child.communicate()
+                assert time.monotonic() < deadline, "the backup never got going"
+                time.sleep(0.05)
+            raced = run_job(w.rv, "cleanup")
+            assert raced.outcome is JobOutcome.SKIPPED  # pushed but unconfirmed: not now
+            assert made.abandoned.ref in revisor_refs(w)
+        finally:
+            out, err = child.communicate(timeout=90)
+        assert child.returncode == 0 and out.strip() == "succeeded", err
+        done = run_job(w.rv, "cleanup")
+        assert done.results[0].details["deleted"] == 1
+        assert made.abandoned.ref not in revisor_refs(w)
+        assert made.abandoned.ref not in backup_refs(bare)
     finally:
         w.close()

@@ -180,3 +180,28 @@ def test_cli_restore_from_backup(tmp_path: Path) -> None:
         assert export_records(rv.db, "proj") == saved
     finally:
         rv.close()
+
+
+def test_restore_a_local_source_in_place(tmp_path: Path) -> None:
+    from tests.integration.test_candidates_support import BASE_FILES, git
+    from tests.integration.test_transactions_support import make_world
+
+    bare = init_backup(tmp_path / "backup.git")
+    w = make_world("local", tmp_path / "w", BASE_FILES, backup={"url": f"file://{bare}"})
+    try:
+        populate(w)
+        run_backup(w)
+        saved, refs = records(w), w.upstream.refs("refs/revisor/")
+    finally:
+        w.close()
+    for ref in refs:  # the repository lost Revisor's refs, and the database is gone too
+        git(f"--git-dir={w.upstream.path}", "update-ref", "-d", ref)
+    assert w.upstream.refs("refs/revisor/") == {}
+    rv = _fresh(w, tmp_path / "new-data")
+    try:
+        result = _restore(rv)
+        assert result.refs_changed == len(refs)
+        assert w.upstream.refs("refs/revisor/") == refs
+        assert export_records(rv.db, "proj") == saved
+    finally:
+        rv.close()

@@ -21,10 +21,12 @@ def long_mode() -> bool:
 
 
 def examples(short: int, long: int = 2_000) -> settings:
-    """Hypothesis settings: ``short`` examples in CI, ``long`` with the long mode; no deadline
-    (a loaded machine must not fail a property)."""
+    """Hypothesis settings: ``short`` examples in CI (derandomized: the same examples every run,
+    so CI is reproducible), ``long`` random ones with the long mode; no deadline (a loaded
+    machine must not fail a property)."""
     return settings(
         max_examples=long if long_mode() else short,
+        derandomize=not long_mode(),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                HealthCheck.data_too_large, HealthCheck.filter_too_much],

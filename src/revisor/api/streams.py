@@ -27,6 +27,7 @@ from revisor.vcs import EntryKind, FileMode, ObjectId, Repository
 __all__ = ["ArchiveFormat", "ByteRange", "archive_stream", "parse_range", "slice_stream"]
 
 CHUNK = 1 << 16
+STALLED_S = 300.0  # a consumer that takes nothing for this long is gone: the producer stops
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -148,13 +149,14 @@ class _QueueWriter:
             self._buffer.clear()
 
     def _put(self, chunk: bytes) -> None:
-        while not self._stop.is_set():
+        waited = 0.0
+        while not self._stop.is_set() and waited < STALLED_S:
             try:
                 self._out.put(chunk, timeout=0.5)
                 return
             except queue.Full:
-                continue
-        raise _Closed
+                waited += 0.5
+        raise _Closed  # the consumer stopped, or stopped reading
 
 
 class _StreamReader:

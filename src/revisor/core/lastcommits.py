@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from revisor.db.database import Database
 from revisor.db.lastcommits import LastCommitStore
-from revisor.errors import PathNotFound
+from revisor.errors import PathNotFound, RevisionNotFound
 from revisor.vcs import EMPTY_TREE, Changeset, ObjectId, Repository, Signature, validate_dir
 
 if TYPE_CHECKING:
@@ -348,7 +348,11 @@ class LastCommitCache:
         def states_at(at: str) -> dict[str, _State]:
             found = seen_states.get(at)
             if found is None:
-                found = seen_states[at] = self._dir_states(at, path) or {}
+                try:
+                    found = self._dir_states(at, path) or {}
+                except RevisionNotFound:  # beyond a shallow clone's boundary: as git, nothing
+                    found = {}
+                seen_states[at] = found
             return found
 
         while frontier:

@@ -43,7 +43,7 @@ class LastCommitRow(Base):
     source: Mapped[str] = mapped_column(String(NAME))
     commit: Mapped[str] = mapped_column(String(SHA))
     path_key: Mapped[str] = mapped_column(String(64))  # sha256(path): fits any index
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)  # informative: the key is path_key
     payload: Mapped[str] = mapped_column(Text)  # the encoded listing (core.lastcommits)
     created_at: Mapped[datetime]
 
@@ -90,7 +90,9 @@ class LastCommitStore:
         """Store a complete listing; False when one was already stored (it is kept: both are the
         same answer)."""
         values = {
-            "source": source, "commit": commit, "path_key": path_key(path), "path": path,
+            "source": source, "commit": commit, "path_key": path_key(path),
+            # for people reading the table: non-UTF-8 bytes of a name written as \xNN
+            "path": path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
             "payload": payload, "created_at": utcnow(),
         }
         dialect = sqlite if self.db.is_sqlite else postgresql

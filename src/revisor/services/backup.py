@@ -5,13 +5,16 @@ for what Revisor makes itself — candidates, workspaces and their rows. This se
 to the source's configured backup remote (``backup: {url, credentials}``, any git URL):
 
 1. The candidate and workspace rows are written as one JSON file each into a *metadata commit*
-   (``refs/revisor/meta/db``; ``db.backups.record_path``), a parentless snapshot built on the
-   previous one's tree, so only changed records cost a blob. The ref moves by CAS locally.
-2. Every ``refs/revisor/*`` ref whose value differs from what the backup was last *confirmed* to
-   hold is pushed, with ``--force-with-lease`` naming that confirmed value (or "absent"), in one
-   ``git push --atomic`` (split only when the argument list would overflow the OS limit; the
-   metadata ref always goes in the last push, so the remote never describes refs it lacks).
-   Refs gone locally are not deleted on the backup: only cleanup decides that.
+   (``refs/revisor/meta/db``; ``db.backups.record_path``): a parentless snapshot built on the
+   previous one's tree by one ``git fast-import`` (only changed records cost a blob; unchanged
+   records give the same commit). The local ref moves by CAS.
+2. If any ``refs/revisor/*`` ref differs from what the backup was last *confirmed* to hold, one
+   ``git push --atomic`` sends them all: a wildcard refspec without force (new refs and
+   fast-forwards go through; a ref found on the remote at an unexpected, unrelated value is
+   refused) plus ``--force-with-lease`` naming the confirmed value of each ref that moved (so
+   only those may be rewritten). The metadata ref goes in the same push, so the remote never
+   describes refs it lacks. Refs gone locally are not deleted on the backup: only cleanup
+   decides that. (Leases too many for one command line go first, in pushes of their own.)
 3. The backup remote is then listed (``git ls-remote``) and compared with what was meant: only
    what was seen there is recorded as confirmed (``db.backups``), per ref and per record.
 
@@ -68,7 +71,8 @@ ARGV_BUDGET = 1_000_000
 """Bytes of ref arguments per push (Linux allows 2 MiB of arguments and environment)."""
 
 BackupProgress = Callable[[str, int, int], None]
-"""(phase, done, total): "metadata", "push" (git's own meter), "verify"."""
+"""(phase, done, total): "metadata", "push" (refs) and "push: <git's phase>" (git's own meter,
+e.g. "push: Writing objects") and "verify"."""
 
 
 @dataclass(frozen=True)
@@ -364,10 +368,12 @@ def backup_source(
     at = clock()
     store.confirm(source, remote.display, refs=refs_seen, records=record_versions,
                   meta_commit=meta if seen.get(META_REF) == meta else None, at=at, fence=fence)
-    now = repo.refs(REVISOR_PREFIX)  # a ref moved since it was planned went as it is now
-    for ref, sha in desired.items():
-        if seen.get(ref) not in (sha, now.get(ref)):
-            raise RemoteRefConflict(ref, sha, seen.get(ref))
+    differ = [ref for ref, sha in desired.items() if seen.get(ref) != sha]
+    if differ:
+        now = repo.refs(REVISOR_PREFIX)  # a ref moved since it was planned went as it is now
+        for ref in differ:
+            if seen.get(ref) != now.get(ref):
+                raise RemoteRefConflict(ref, desired[ref], seen.get(ref))
     return BackupResult(
         source=source, url=remote.display, meta_commit=meta, refs=len(seen), pushed=pushed,
         records=len(records), records_changed=records_changed, replanned=replanned,
@@ -395,7 +401,8 @@ def _push_all(
         last = i == len(batches) - 1
 
         def attempt(batch: list[BackupUpdate] = batch, last: bool = last) -> int:
-            return push_updates(repo, remote, policy, batch, everything=last)
+            return push_updates(repo, remote, policy, batch, everything=last,
+                                progress=lambda phase, d, t: report(f"push: {phase}", d, t))
 
         changed += retry(attempt, policy)
         done += len(batch)

@@ -45,7 +45,8 @@ def dashboard(
     cands = src.candidates.list(status=None if status == "all" else status)
     return web.renderer.page(request, "candidates.html", {
         "source": source, "cands": cands, "status": status,
-        "statuses": ["open", "submitted", "abandoned", "all"]})
+        "statuses": ["open", "submitted", "abandoned", "all"],
+        "can_create": web.state.auth.permitted(me, Action.CREATE_CANDIDATE, source)})
 
 
 @router.get("/s/{source}/candidates/new")
@@ -88,8 +89,15 @@ def candidate(
     records = cands.workspaces(cid)
     workspaces = [{"rec": w, "in_sync": in_sync(w, cand)} for w in records]
     mine = next((w for w in records if w.user == me.user), None)
+    auth = web.state.auth
+    owner = auth.owner_of(cand.author_email)
+    can = {
+        "manage": auth.permitted(me, Action.MANAGE_CANDIDATE, source, owner=owner),
+        "submit": auth.permitted(me, Action.SUBMIT_CANDIDATE, source, owner=owner),
+        "write": auth.permitted(me, Action.WRITE_WORKSPACE, source, owner=me.user),
+    }
     return web.renderer.page(request, "candidate.html", {
-        "source": source, "cand": cand, "files": files, "view": view,
+        "source": source, "cand": cand, "files": files, "view": view, "can": can,
         "diffs": shown_diffs(diffs), "workspaces": workspaces, "mine": mine,
         "open": cand.status is CandidateStatus.OPEN,
         "conflicted": sorted({f.path for f in files if f.conflicted} | set(cand.conflicts)),

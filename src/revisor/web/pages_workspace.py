@@ -75,16 +75,17 @@ def workspace(
     cand = src.candidates.get(cid)
     path = path.strip("/")
     validate_dir(path)
+    can_write = web.state.auth.permitted(me, Action.WRITE_WORKSPACE, source, owner=me.user)
     try:
         ws = src.candidates.workspace(cid, me.user, create=False)
     except WorkspaceNotFound:
         return web.renderer.page(request, "workspace.html", {
-            "source": source, "cand": cand, "ws": None, "path": path})
+            "source": source, "cand": cand, "ws": None, "path": path, "can_write": can_write})
     rec = ws.record()
     entries = sorted(ws.tree(path), key=lambda e: (e.kind is not EntryKind.DIR, e.name))
     return web.renderer.page(request, "workspace.html", {
         "source": source, "cand": cand, "ws": rec, "path": path, "entries": entries,
-        "unpublished": ws.unpublished(), "in_sync": in_sync(rec, cand),
+        "unpublished": ws.unpublished(), "in_sync": in_sync(rec, cand), "can_write": can_write,
         "conflicts": [c.path for c in rec.conflicts]})
 
 
