@@ -9,12 +9,15 @@ shared fake plus a timeline of its answers). Every test drives the public entry 
 outcome without the code under test: the upstream's refs with ``git ls-remote`` / ``for-each-ref``,
 the pull requests in the fake, the journal and the audit rows, ``git fsck``.
 
-The promises (DESIGN principles 3, 5, 8; issue 10 §4): a transient fault is **retried** and the
-result is exactly what a fault-free run makes; a lasting fault is **reported** (a typed error, a
-journal entry saying what failed) with **nothing half-made** left: a pushed branch whose proposal
-could not be opened is **compensated** (deleted, the journal says ``compensated``) or, when the
-SCM is only unreachable, kept and **queued** so the proposal is opened later — **never lost and
-never duplicated** (exactly one pull request per branch, whatever failed after GitHub acted).
+The promises (DESIGN principles 3, 5, 8; issue 10 §4): a transient fault of a fetch, of an SCM
+call or of a backup push is **retried** and the result is exactly what a fault-free run makes; a
+lasting fault — and any failed push of a transaction, which is not retried inside it — is
+**reported** (a typed error, a journal entry saying what failed) with **nothing half-made** left:
+a pushed branch whose proposal could not be opened is **compensated** (deleted, the journal says
+``compensated``) or, when the SCM is only unreachable, kept and **queued** so the proposal is
+opened later — **never lost and never duplicated** (exactly one pull request per branch, whatever
+failed after GitHub acted; a backup whose answer was lost is not pushed again). The backup remote
+that goes away uses engineer B's backup service and its test helpers.
 """
 
 from __future__ import annotations

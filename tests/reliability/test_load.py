@@ -1,8 +1,9 @@
 """Load: concurrent clients against the served API on loopback, then no 5xx and no lost update.
 
-The app (``create_app`` over one source, ``tests/support/api.py``) is served by uvicorn on
-127.0.0.1; N client threads, each with its own ``httpx.Client``, run for a bounded time a seeded
-mix of:
+Twice: the app (``create_app`` over one source, ``tests/support/api.py``) served by uvicorn in
+this process, and ``revisor serve --workers 2`` as a process (two worker processes racing on the
+same refs and database). Both on 127.0.0.1 only; N client threads, each with its own
+``httpx.Client``, run for a bounded time a seeded mix of:
 
 - **reads**: a tree and a file of the target branch (browse API), a file of a workspace;
 - **saves on shared files**: read a workspace file with its ETag, append the client's own line,
@@ -18,17 +19,23 @@ publish per user the candidate holds every accepted line too, and the workspace 
 refs in the mirror agree with what the API reports. p50/p99 latencies per kind of call are
 printed and written to the test's report directory; nothing is asserted about time.
 
-Short mode: 4 clients for 10 s. ``REVISOR_LONG=1``: 8 clients for 60 s.
+Short mode: 4 clients for 10 s each. ``REVISOR_LONG=1``: 8 clients for 60 s each.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +45,11 @@ import pytest
 from tests.integration.test_candidates_support import BASE_FILES
 from tests.integration.test_transactions_support import Upstream
 from tests.reliability.common import long_mode, write_report
-from tests.support.api import ApiWorld, api_world
+from tests.support.api import api_world
 
 pytestmark = pytest.mark.timeout(900)
+
+REVISOR = str(Path(sys.executable).with_name("revisor"))
 
 SEED = 20_261_122
 USERS = ("alice", "bob")
@@ -96,11 +105,11 @@ def _timed(results: Results, kind: str, fn: object) -> httpx.Response:
     return r
 
 
-def client_loop(aw: ApiWorld, cid: int, client: int, stop: threading.Event,
+def client_loop(api: str, cid: int, client: int, stop: threading.Event,
                 results: Results) -> None:
     rng = random.Random(SEED + client)
     user = USERS[client % len(USERS)]
-    ws = f"{aw.api}{C}/{cid}/workspaces/{user}"
+    ws = f"{api}{C}/{cid}/workspaces/{user}"
     path = shared_path(user)
     n = 0
     with httpx.Client(timeout=120) as http:
@@ -110,10 +119,10 @@ def client_loop(aw: ApiWorld, cid: int, client: int, stop: threading.Event,
             try:
                 if roll < 0.2:
                     _timed(results, "read-tree", lambda: http.get(
-                        f"{aw.api}/sources/proj/tree", params={"rev": "main"}))
+                        f"{api}/sources/proj/tree", params={"rev": "main"}))
                 elif roll < 0.35:
                     _timed(results, "read-blob", lambda: http.get(
-                        f"{aw.api}/sources/proj/blob", params={"rev": "main", "path": "a.txt"}))
+                        f"{api}/sources/proj/blob", params={"rev": "main", "path": "a.txt"}))
                 elif roll < 0.85:
                     r = _timed(results, "read-ws", lambda: http.get(f"{ws}/files/{path}"))
                     if r.status_code != 200:
@@ -149,27 +158,22 @@ def latencies(results: Results) -> dict[str, dict[str, float | int]]:
     }
 
 
-@pytest.fixture
-def aw(tmp_path: Path) -> Iterator[ApiWorld]:
-    with api_world(tmp_path, BASE_FILES) as w:
-        yield w
-
-
-def test_concurrent_clients_lose_no_update_and_never_get_a_5xx(
-    aw: ApiWorld, report_dir: Path
-) -> None:
-    clients, seconds = (8, 60.0) if long_mode() else (4, 10.0)
-    r = aw.post(C, json={"name": "load", "title": "Load"})
+def run_load(api: str, repo: Path, clients: int, seconds: float, report_dir: Path,
+             name: str) -> None:
+    """The load of the module docstring against the API at ``api`` (whose source ``proj`` keeps
+    its refs in the repository ``repo``), then every check; figures go to ``report_dir``."""
+    http = httpx.Client(timeout=120, base_url=api)
+    r = http.post(C, json={"name": "load", "title": "Load"})
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
     for user in USERS:  # each user's shared file exists before the race starts
-        made = aw.put(f"{C}/{cid}/workspaces/{user}/files/{shared_path(user)}",
-                      content=b"", headers={"If-None-Match": "*"})
+        made = http.put(f"{C}/{cid}/workspaces/{user}/files/{shared_path(user)}",
+                        content=b"", headers={"If-None-Match": "*"})
         assert made.status_code == 201, made.text
 
     results = Results()
     stop = threading.Event()
-    threads = [threading.Thread(target=client_loop, args=(aw, cid, k, stop, results),
+    threads = [threading.Thread(target=client_loop, args=(api, cid, k, stop, results),
                                 name=f"load-client-{k}", daemon=True) for k in range(clients)]
     for t in threads:
         t.start()
@@ -188,10 +192,10 @@ def test_concurrent_clients_lose_no_update_and_never_get_a_5xx(
     assert accepted, "no save succeeded: the load proved nothing"
 
     # -- no lost update: every accepted line once, no refused line -----------------------
-    mirror = Upstream(aw.world.mirror_path or aw.world.upstream.path)
+    git_repo = Upstream(repo)
     finals: dict[str, list[str]] = {}
     for user in USERS:
-        got = aw.get(f"{C}/{cid}/workspaces/{user}/files/{shared_path(user)}")
+        got = http.get(f"{C}/{cid}/workspaces/{user}/files/{shared_path(user)}")
         assert got.status_code == 200
         lines = got.text.splitlines()
         finals[user] = lines
@@ -199,28 +203,89 @@ def test_concurrent_clients_lose_no_update_and_never_get_a_5xx(
         assert sorted(lines) == mine, f"{user}: lost or extra lines"
         assert not {s.line for s in refused if s.user == user} & set(lines)
         # the API and git agree: the workspace ref's file is exactly this
-        head = aw.get(f"{C}/{cid}/workspaces/{user}").json()["head_commit"]
-        assert mirror.refs()[f"refs/revisor/workspaces/{cid}/{user}"] == head
-        assert mirror.show(head, shared_path(user)) == got.content
+        head = http.get(f"{C}/{cid}/workspaces/{user}").json()["head_commit"]
+        assert git_repo.refs()[f"refs/revisor/workspaces/{cid}/{user}"] == head
+        assert git_repo.show(head, shared_path(user)) == got.content
 
     # -- a last publish per user brings every accepted line into the candidate ------------
     for user in USERS:
-        p = aw.post(f"{C}/{cid}/workspaces/{user}/publish")
+        p = http.post(f"{C}/{cid}/workspaces/{user}/publish")
         assert p.status_code == 200, p.text
-    cand = aw.get(f"{C}/{cid}").json()
-    cand_ref = mirror.refs()[f"refs/revisor/candidates/{cid}"]
+    cand = http.get(f"{C}/{cid}").json()
+    cand_ref = git_repo.refs()[f"refs/revisor/candidates/{cid}"]
     assert cand["head_commit"] == cand_ref
     for user in USERS:
-        published = mirror.show(cand_ref, shared_path(user)).decode().splitlines()
+        published = git_repo.show(cand_ref, shared_path(user)).decode().splitlines()
         assert sorted(published) == sorted(finals[user])
-    mirror.fsck()
+    git_repo.fsck()
+    http.close()
 
     statuses: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for c in results.calls:
         statuses[c.kind][c.status] += 1
-    write_report(report_dir, "load", {
+    write_report(report_dir, name, {
         "clients": clients, "seconds": seconds, "calls": len(results.calls),
         "saves accepted": len(accepted), "saves refused (409/412)": len(refused),
         "statuses": {k: dict(v) for k, v in statuses.items()},
         "latency": latencies(results),
     })
+
+
+def _budget() -> tuple[int, float]:
+    return (8, 60.0) if long_mode() else (4, 10.0)
+
+
+def test_concurrent_clients_lose_no_update_and_never_get_a_5xx(
+    tmp_path: Path, report_dir: Path
+) -> None:
+    """The app in this process (uvicorn in a thread), over a mirror of a ``git`` source."""
+    with api_world(tmp_path, BASE_FILES) as aw:
+        repo = aw.world.mirror_path or aw.world.upstream.path
+        run_load(aw.api, repo, *_budget(), report_dir, "load-in-process")
+
+
+def test_revisor_serve_with_two_workers_loses_no_update(tmp_path: Path, report_dir: Path) -> None:
+    """``revisor serve --workers 2`` as a process: two worker processes race on the same refs
+    and the same SQLite database, so every compare-and-swap is tested across processes."""
+    up = Upstream.init(tmp_path / "proj.git", BASE_FILES)
+    with serve(tmp_path, "--source", str(up.path), "--workers", "2", "--no-scheduler") as url:
+        run_load(url + "/api/v1", up.path, *_budget(), report_dir, "load-serve-2-workers")
+
+
+@contextmanager
+def serve(tmp: Path, *args: str) -> Iterator[str]:
+    """``revisor serve`` on a free loopback port until it answers ``/healthz`` from both
+    workers' side (a few answers in a row); SIGTERM afterwards, SIGKILL of its group if stuck."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [REVISOR, "serve", "--port", str(port), "--data-dir", str(tmp / "data"), "--no-ui", *args],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        healthy = 0
+        while healthy < 5:
+            assert proc.poll() is None, (tmp / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, (tmp / "serve.log").read_text()[-3000:]
+            try:
+                ok = httpx.get(url + "/api/v1/healthz", timeout=10).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            healthy = healthy + 1 if ok else 0
+            time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+        log.close()
+    text = (tmp / "serve.log").read_text()
+    assert "Traceback" not in text, text[-3000:]

@@ -7,6 +7,7 @@ already did; the scheduler is started and stopped with the application's lifespa
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -20,12 +21,14 @@ from revisor.api.problems import install_problem_handlers, problem
 from revisor.api.routes.ops import Metrics, MetricsMiddleware
 from revisor.api.settings import ServeSettings
 from revisor.bootstrap import Revisor
+from revisor.core.lastcommits import close_caches
 from revisor.services.auth import AuthService
 from revisor.services.auth_policy import AuthPolicy
 
 __all__ = ["API_PREFIX", "ROUTE_MODULES", "create_app"]
 
 API_PREFIX = "/api/v1"
+JOB_GRACE_S = 30.0  # how long shutdown waits for a job started over the API
 # each module has a ``router``; mounted under API_PREFIX in this order
 ROUTE_MODULES = (
     "ops",
@@ -128,6 +131,12 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            # jobs started by POST /jobs/{name}/run finish their current target (their leases
+            # and run records stay consistent); a job still running after the grace period is
+            # picked up again by the next start, as after a crash
+            for thread in list(state.extras.get("job_threads", ())):
+                await asyncio.to_thread(thread.join, JOB_GRACE_S)
+            close_caches(rv)
 
     app = FastAPI(
         title="Revisor",
@@ -144,12 +153,9 @@ def create_app(
         module = importlib.import_module(f"revisor.api.routes.{name}")
         app.include_router(module.router, prefix=API_PREFIX)
     if settings.ui:
-        try:
-            web = importlib.import_module("revisor.web.app")
-        except ModuleNotFoundError:
-            pass  # the web UI is not built yet
-        else:
-            web.mount(app, state)
+        from revisor.web.app import mount  # the pages import the API's dependencies
+
+        mount(app, state)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
