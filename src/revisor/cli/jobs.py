@@ -56,6 +56,8 @@ def _line(r: JobRun) -> str:
     if r.candidate is not None:
         what += f"#{r.candidate}"
     counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts().items())) or "no targets"
+    if not r.finished:  # a live run: how far it is, rather than "no targets"
+        counts = f"{r.progress.done}/{r.progress.total} targets"
     return (f"{r.id:<6} {r.job:<9} {r.outcome.value:<10} {when}  {took:>7}  {what:<16} "
             f"{r.changed} changed; {counts}")
 

@@ -1,6 +1,8 @@
 """``revisor restore SOURCE --from-backup [--force] [--json]``: rebuild a lost store and
 database for one source from its backup remote (``revisor.services.restore``), with a progress
-bar while the mirror is cloned and the backup fetched."""
+bar while the mirror is cloned and the backup fetched. It holds the source's backup lease
+(``revisor.jobs.backup.restore_under_lease``): no backup or cleanup of the source runs
+meanwhile."""
 
 from __future__ import annotations
 
@@ -8,14 +10,20 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from revisor.cli.app import JsonOpt, app
 from revisor.cli.context import cli_context
 from revisor.cli.errors import handle_errors
 from revisor.cli.render import dumps, to_plain
 from revisor.errors import InvalidInput
-from revisor.services.restore import restore_source
+from revisor.jobs.backup import restore_under_lease
 
 _err = Console(stderr=True, highlight=False)
 
@@ -43,7 +51,7 @@ def restore(
     config = cli_context(ctx).config
     config.source(source)  # SourceNotFound before anything is created
     with Revisor(config).start(recover=False) as rv, Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=_err, transient=True,
         disable=json_out or not _err.is_terminal,
     ) as bar:
@@ -52,8 +60,7 @@ def restore(
         def report(phase: str, done: int, total: int) -> None:
             bar.update(task, description=f"{source}: {phase}", completed=done, total=total)
 
-        result = restore_source(config, source, store=rv.store, db=rv.db, env=rv.store.env,
-                                force=force, progress=report)
+        result = restore_under_lease(rv, source, force=force, progress=report)
     if json_out:
         print(dumps(to_plain(result)))
         return
@@ -61,3 +68,5 @@ def restore(
     print(f"{source}: {what} from {result.url}: {result.candidates} candidates, "
           f"{result.workspaces} workspaces, {result.refs} refs ({result.refs_changed} changed) "
           f"in {result.seconds:.2f}s")
+    if result.orphans:
+        print(f"{source}: {result.orphans} refs on the backup without a record were left out")

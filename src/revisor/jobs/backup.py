@@ -8,22 +8,32 @@ push and its confirmation, and two backups of one source never push at once. The
 fence is the job's: a backup whose lease was lost moves no ref, pushes nothing more and
 records no confirmation. A remote that is down fails the target (the runner records the
 redacted error); the other sources go on.
+
+:func:`restore_under_lease` is ``revisor restore``'s way in: a restore takes the same lease, so
+no backup pushes (and no cleanup deletes) while the refs and rows are put back.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from revisor.db.backups import Fence
+from revisor.errors import Conflict
 from revisor.jobs.base import Job, JobContext, JobName, Target, TargetOutcome, register
+from revisor.jobs.leases import Leases, new_owner
 from revisor.services.backup import backup_source
+from revisor.services.restore import RestoreProgress, RestoreResult, restore_source
 
 if TYPE_CHECKING:
     from revisor.bootstrap import Revisor
 
-__all__ = ["BackupJob", "backup_key", "job_fence"]
+__all__ = ["BackupJob", "backup_key", "job_fence", "restore_under_lease"]
+
+RESTORE_TTL = 600.0
+"""Seconds the restore's lease lasts; renewed while the restore reports progress."""
 
 
 def backup_key(source: str) -> str:
@@ -76,3 +86,38 @@ class BackupJob(Job):
                      "seconds": round(result.seconds, 3)},
         )
 
+
+
+def restore_under_lease(
+    rv: Revisor, source: str, *, force: bool = False, progress: RestoreProgress | None = None,
+) -> RestoreResult:
+    """``restore_source`` holding ``backup:<source>``: Conflict (nothing done) while a backup,
+    a cleanup or another restore of the source holds it; every write fenced by the lease."""
+    leases = Leases(rv.db)
+    key = backup_key(source)
+    lease = leases.acquire(key, new_owner("restore"), RESTORE_TTL)
+    if lease is None:
+        holder = leases.held(key)
+        raise Conflict(
+            f"a backup, cleanup or restore of source {source!r} is running"
+            + (f" ({holder.owner})" if holder is not None else ""),
+            hint="try again when it has finished",
+        )
+    held = lease
+    renewed = time.monotonic()
+
+    def fence(session: Session | None) -> None:
+        leases.check(held, session)
+
+    def report(phase: str, done: int, total: int) -> None:
+        nonlocal held, renewed
+        if time.monotonic() - renewed > RESTORE_TTL / 3:
+            held, renewed = leases.renew(held), time.monotonic()
+        if progress is not None:
+            progress(phase, done, total)
+
+    try:
+        return restore_source(rv.config, source, store=rv.store, db=rv.db, env=rv.store.env,
+                              force=force, progress=report, fence=fence)
+    finally:
+        leases.release(held)

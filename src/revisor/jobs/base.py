@@ -170,6 +170,9 @@ class Job(abc.ABC):
     description: ClassVar[str] = ""
     default_ttl: ClassVar[float] = 300.0
     """Seconds a lease lasts unless the configuration says otherwise (renewable)."""
+    by_candidate: ClassVar[bool] = False
+    """Whether a run can be narrowed to one candidate (``--candidate``); the others work on
+    whole sources and refuse the filter rather than ignore it."""
 
     @abc.abstractmethod
     def targets(

@@ -8,6 +8,9 @@ source that is not due is recorded as up to date — ``revisor fetch`` fetches a
 the source's recovery, which opens queued proposals (looking the branch's proposal up first, so
 none is opened twice) and finishes or undoes transactions of dead processes.
 
+git's progress (the first clone of a big repository takes minutes) goes to the run's progress,
+so ``revisor jobs run refresh`` draws a bar and ``revisor jobs show RUN`` shows how far it is.
+
 It holds ``source:<name>`` while it works, so it never runs beside maintenance of the same
 mirror (maintain holds the same key). The fetch itself is safe beside anything else: the mirror
 serialises fetches and never touches ``refs/revisor/*``.
@@ -54,7 +57,12 @@ class RefreshJob(Job):
         moved: list[str] = []
         fetched = False
         if stored.is_mirrored and stored.is_due():
-            result = stored.refresh(progress=None)
+            first = not (stored.mirror is not None and stored.mirror.exists)
+
+            def fetching(phase: str, done: int, total: int) -> None:
+                ctx.progress(done, total, f"{'clone' if first else 'fetch'}: {phase}")
+
+            result = stored.refresh(progress=fetching)
             if result is not None:
                 fetched = result.fetched
                 moved = [c.ref for c in result.changes]

@@ -180,6 +180,9 @@ def run_job(
     job = get_job(name)
     if candidate is not None and source is None:
         raise InvalidInput("a candidate is named within a source: give the source too")
+    if candidate is not None and not job.by_candidate:
+        raise InvalidInput(f"{job.name.value} works on whole sources, not on one candidate",
+                           hint="leave out the candidate (--candidate)")
     if source is not None:
         rv.config.source(source)  # SourceNotFound before anything is recorded
     owner = owner or new_owner(job.name.value)

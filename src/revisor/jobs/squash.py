@@ -66,6 +66,7 @@ class SquashJob(Job):
     name = JobName.SQUASH
     description = "rebuild each moved candidate's one-commit form and update its proposal"
     default_ttl = 300.0
+    by_candidate = True
 
     def targets(
         self, rv: Revisor, *, source: str | None = None, candidate: int | None = None

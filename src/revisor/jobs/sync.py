@@ -71,6 +71,7 @@ class SyncJob(Job):
     name = JobName.SYNC
     description = "bring open candidates onto their moved targets and workspaces up to date"
     default_ttl = 300.0
+    by_candidate = True
 
     def targets(
         self, rv: Revisor, *, source: str | None = None, candidate: int | None = None

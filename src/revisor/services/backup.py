@@ -20,9 +20,13 @@ to the source's configured backup remote (``backup: {url, credentials}``, any gi
 
 A lease lost by a push (the remote is not what was confirmed: a run killed after its push,
 before it recorded anything) is answered by listing the remote and planning once more against
-what it really holds, so a re-run never duplicates and never loses. A remote that is down is
-retried by the transport's policy, then reported (:class:`~revisor.errors.RemoteUnavailable`)
-with nothing confirmed. Credentials go through the transport's credential helper, never argv.
+what it really holds, so a re-run never duplicates and never loses. Planning again never
+replaces a metadata commit holding records the database lacks (a lost or replaced database: a
+backup run before ``revisor restore`` would otherwise wipe the records restore needs); that is
+refused with :class:`~revisor.errors.Conflict`, and cleanup holds back meanwhile. A remote
+that is down is retried by the transport's policy, then reported
+(:class:`~revisor.errors.RemoteUnavailable`) with nothing confirmed. Credentials go through
+the transport's credential helper, never argv.
 """
 
 from __future__ import annotations
@@ -39,7 +43,13 @@ from revisor.config import BackupConfig, Config
 from revisor.db.backups import BackupStore, Fence, export_records, no_fence
 from revisor.db.database import Database
 from revisor.db.models import utcnow
-from revisor.errors import InvalidInput, RemoteRefConflict, RemoteUnavailable, RevisionNotFound
+from revisor.errors import (
+    Conflict,
+    InvalidInput,
+    RemoteRefConflict,
+    RemoteUnavailable,
+    RevisionNotFound,
+)
 from revisor.store.store import StoreSource
 from revisor.store.transport import GitAuth, NetworkPolicy, retry, run_remote
 from revisor.store.urls import Transport, redact, strip_userinfo
@@ -123,7 +133,7 @@ class BackupResult:
     refs: int  # refs the backup holds, verified (the metadata ref included)
     pushed: int  # refs created or moved on the backup by this run
     records: int  # candidate and workspace records in the metadata commit
-    records_changed: int  # records new or changed since the previous metadata commit
+    records_changed: int  # records new, changed or gone since the last confirmed backup
     replanned: bool  # a lease was lost and the push was planned again from the remote's state
     confirmed_at: datetime
     seconds: float
@@ -323,7 +333,10 @@ def backup_source(
     records = export_records(db, source)
     report("metadata", 0, len(records))
     local_meta = repo.ref(META_REF)
-    meta, records_changed = build_meta_commit(repo, records, local_meta)
+    meta, _ = build_meta_commit(repo, records, local_meta)
+    versions = {p: Repository.hash_bytes(d) for p, d in records.items()}
+    records_changed = sum(1 for p, v in versions.items() if confirmed.records.get(p) != v)
+    records_changed += sum(1 for p in confirmed.records if p not in versions)
     if meta != local_meta:
         fence(None)
         repo.set_ref(META_REF, meta, expected=local_meta)
@@ -341,14 +354,16 @@ def backup_source(
         except RemoteRefConflict as exc:
             log.info("%s: backup lease lost (%s): planning again from the remote", source, exc)
             replanned = True
-            updates = _plan(desired, retry(lambda: list_backup(repo, remote, policy), policy))
+            held = retry(lambda: list_backup(repo, remote, policy), policy)
+            _keep_unknown_records(repo, remote, policy, held.get(META_REF), records)
+            updates = _plan(desired, held)
             pushed = _push_all(repo, remote, policy, updates, fence, report)
         faults.checkpoint("backup.after_push")
 
         # 3. verify: only what the remote is seen holding is confirmed
         report("verify", 0, len(desired))
         seen = retry(lambda: list_backup(repo, remote, policy), policy)
-    except RemoteUnavailable as exc:
+    except (RemoteUnavailable, Conflict) as exc:  # Conflict: the push was refused
         store.failed(source, remote.display, str(exc), at=clock())
         raise
     report("verify", len(desired), len(desired))
@@ -360,7 +375,6 @@ def backup_source(
     refs_seen.update({r: None for r in confirmed.refs if r not in seen})
     record_versions: dict[str, ObjectId | None] = {}
     if seen.get(META_REF) == meta:
-        versions = {p: Repository.hash_bytes(d) for p, d in records.items()}
         record_versions = {p: v for p, v in versions.items() if confirmed.records.get(p) != v}
         record_versions.update({p: None for p in confirmed.records if p not in versions})
     elif seen.get(META_REF) != confirmed.refs.get(META_REF):  # some other metadata is there
@@ -379,6 +393,45 @@ def backup_source(
         records=len(records), records_changed=records_changed, replanned=replanned,
         confirmed_at=at, seconds=time.perf_counter() - start,
     )
+
+
+def _keep_unknown_records(
+    repo: Repository,
+    remote: BackupRemote,
+    policy: NetworkPolicy,
+    remote_meta: ObjectId | None,
+    records: Mapping[str, bytes],
+) -> None:
+    """Refuse to replace a metadata commit the backup holds but this database never confirmed
+    (the backup lease was lost, or nothing was confirmed yet) if it holds records the database
+    lacks. That is a lost or replaced database (or a backup URL that points at another
+    installation's backup): pushing the database's records would wipe the only copy of the
+    missing ones, which ``revisor restore`` needs. A run killed after its push left a metadata
+    commit built from this database's rows, which holds nothing the database lacks: it passes.
+    """
+    if remote_meta is None:
+        return
+    try:
+        held = repo.files(remote_meta)
+    except RevisionNotFound:  # not here: fetch that one commit, read it, drop the name
+        name = f"{STAGING_PREFIX}remote-meta"
+        run_remote(repo.git_dir, ["fetch", "--no-tags", "--no-write-fetch-head",
+                                  "--end-of-options", remote.url, f"+{META_REF}:{name}"],
+                   auth=remote.auth, policy=policy, what=f"fetch {remote.display}")
+        try:
+            held = repo.files(remote_meta)
+        finally:
+            fetched = repo.ref(name)
+            if fetched is not None:
+                repo.update_refs([RefUpdate(name, None, fetched)])
+    missing = sorted(held.keys() - records.keys())
+    if missing:
+        raise Conflict(
+            f"the backup {remote.display} holds {len(missing)} candidate and workspace records "
+            f"this database lacks (e.g. {missing[0]}); backing up would delete them there",
+            hint="restore them first (revisor restore SOURCE --from-backup), or give the "
+                 "source another backup remote",
+        )
 
 
 def _push_all(

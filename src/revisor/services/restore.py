@@ -15,6 +15,16 @@ makes of it. ``revisor restore SOURCE --from-backup`` works into an empty data d
    in one transaction, the staging refs removed, and the confirmations recorded (the backup
    holds exactly what was restored, so cleanup can work right away).
 
+Only the refs the records account for come back: a candidate's ref and its squashed form
+(``refs/revisor/proposals/<id>``) with its candidate record, a workspace's ref with its workspace
+record, the metadata ref, and anything outside those namespaces. The backup never deletes a ref
+it holds unless cleanup decides to (a lost mirror must not empty the backup), so a ref deleted
+here by anything else stays there; without its record it is an orphan, and is left behind.
+
+The caller holds the source's backup lease (``backup:<source>``, taken by ``revisor restore``)
+so that no backup or cleanup of the source runs meanwhile; ``fence`` checks it before the refs
+move and inside the transaction that writes the rows and the confirmations.
+
 A restore killed half-way is run again: the refs CAS onto what is there, the rows are compared
 again. Refs first, rows second: a row never names a ref that is not there.
 """
@@ -30,7 +40,15 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from revisor.config import Config
-from revisor.db.backups import BackupStore, export_records, import_records
+from revisor.core.refnames import CANDIDATES_PREFIX, WORKSPACES_PREFIX
+from revisor.db.backups import (
+    BackupStore,
+    Fence,
+    export_records,
+    import_records,
+    no_fence,
+    record_path,
+)
 from revisor.db.database import Database
 from revisor.db.models import CandidateRow, WorkspaceRow
 from revisor.errors import Conflict, NotFound
@@ -45,6 +63,7 @@ RestoreProgress = Callable[[str, int, int], None]
 """(phase, done, total): "mirror" and "fetch" (git's own meters), "records", "refs"."""
 
 _STAGING = "refs/revisor-restore/"
+_PROPOSALS_PREFIX = "refs/revisor/proposals/"
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,7 @@ class RestoreResult:
     url: str  # the backup's, redacted
     meta_commit: ObjectId
     refs: int  # refs/revisor/* restored (the metadata ref included)
+    orphans: int  # refs the backup holds without a record (deleted here before): not restored
     refs_changed: int  # of which moved or created here
     candidates: int
     workspaces: int
@@ -72,6 +92,7 @@ def restore_source(
     env: Mapping[str, str],
     force: bool = False,
     progress: RestoreProgress | None = None,
+    fence: Fence = no_fence,
 ) -> RestoreResult:
     """Restore ``source``'s refs and candidate/workspace rows from its backup remote."""
     start = time.perf_counter()
@@ -85,14 +106,15 @@ def restore_source(
 
     staging = f"{_STAGING}{os.getpid()}-{uuid.uuid4().hex[:8]}/"
     try:
-        staged = _fetch(repo, remote, policy, staging, report)
-        meta = staged.get(META_REF)
+        fetched = _fetch(repo, remote, policy, staging, report)
+        meta = fetched.get(META_REF)
         if meta is None:
             raise NotFound(
                 f"the backup {remote.display} holds no {META_REF}",
                 hint="run a backup first (revisor jobs run backup --source ...)",
             )
         records = {p: repo.file(meta, p).data for p in repo.files(meta)}
+        staged = {r: sha for r, sha in fetched.items() if _accounted_for(r, records)}
         report("records", 0, len(records))
         current = export_records(db, source)
         same = current == records
@@ -109,6 +131,7 @@ def restore_source(
                    if here.get(ref) != sha]
         report("refs", 0, len(staged))
         if updates:
+            fence(None)
             repo.update_refs(updates, "revisor: restore from backup")
         report("refs", len(staged), len(staged))
 
@@ -116,6 +139,7 @@ def restore_source(
         workspaces = len(records) - candidates
         if not same:
             with db.session() as s:
+                fence(s)
                 if current:
                     ids = select(CandidateRow.id).where(CandidateRow.source == source)
                     s.execute(delete(WorkspaceRow).where(WorkspaceRow.candidate_id.in_(ids)))
@@ -125,13 +149,14 @@ def restore_source(
 
         BackupStore(db).confirm(
             source, remote.display,
-            refs=dict(staged),
+            refs=dict(fetched),  # what the backup holds, orphans too
             records={p: Repository.hash_bytes(d) for p, d in records.items()},
-            meta_commit=meta,
+            meta_commit=meta, fence=fence,
         )
         return RestoreResult(
             source=source, url=remote.display, meta_commit=meta, refs=len(staged),
-            refs_changed=len(updates), candidates=candidates, workspaces=workspaces,
+            orphans=len(fetched) - len(staged), refs_changed=len(updates),
+            candidates=candidates, workspaces=workspaces,
             rows_written=not same, replaced=bool(current) and not same,
             seconds=time.perf_counter() - start,
         )
@@ -139,6 +164,18 @@ def restore_source(
         leftovers = repo.refs(staging)
         if leftovers:
             repo.update_refs([RefUpdate(r, None, sha) for r, sha in leftovers.items()])
+
+
+def _accounted_for(ref: str, records: Mapping[str, bytes]) -> bool:
+    """Whether the restored records account for ``ref`` (see the module docstring)."""
+    for prefix in (CANDIDATES_PREFIX, _PROPOSALS_PREFIX):
+        if ref.startswith(prefix):
+            number = ref[len(prefix):]
+            return number.isdigit() and record_path(int(number)) in records
+    if ref.startswith(WORKSPACES_PREFIX):
+        number, _, component = ref[len(WORKSPACES_PREFIX):].partition("/")
+        return number.isdigit() and record_path(int(number), component) in records
+    return True
 
 
 def _fetch(

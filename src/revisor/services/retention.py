@@ -6,10 +6,12 @@ says what goes and when, counted from the candidate's last change (``updated_at`
 finished candidate is when it was submitted or abandoned):
 
 - the workspaces of a candidate submitted ``submitted_workspaces`` ago (default 7 days);
-- a whole candidate (its ref, its workspaces, its rows) submitted ``submitted_candidates`` ago
+- a whole candidate (its ref, its squashed form ``refs/revisor/proposals/<id>``, its workspaces,
+  its rows) submitted ``submitted_candidates`` ago
   (default: never) or abandoned ``abandoned_candidates`` ago (default 30 days);
-- never an open candidate, and never anything outside ``refs/revisor/candidates/`` and
-  ``refs/revisor/workspaces/`` (so never a target branch), whatever is configured.
+- never an open candidate, and never anything outside ``refs/revisor/candidates/``,
+  ``refs/revisor/workspaces/`` and ``refs/revisor/proposals/`` (so never a target branch),
+  whatever is configured.
 
 When the source has a backup remote, an item is deleted only if the backup was *confirmed* to
 hold its latest state: every ref at its current value and every record (row) at its current
@@ -78,6 +80,7 @@ from revisor.vcs import ObjectId, RefUpdate, Repository, Signature, create_commi
 
 __all__ = [
     "ACTOR",
+    "PROPOSALS_PREFIX",
     "CleanupItem",
     "CleanupResult",
     "ItemKind",
@@ -89,6 +92,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACTOR = "revisor:cleanup"
+PROPOSALS_PREFIX = "refs/revisor/proposals/"
+"""Where the squash job keeps each candidate's one-commit form (``refs/revisor/proposals/<id>``)."""
 _META_AUTHOR = Signature("Revisor Backup", "revisor@localhost",
                          datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
 
@@ -163,7 +168,8 @@ def due_items(
         ws_refs = tuple(sorted(r for r in refs if r.startswith(prefix)))
         ws_records = tuple(record_path(cand.id, w.ref_name) for w in workspaces.get(cand.id, ()))
         if whole:
-            own = (candidate_ref(cand.id),) if candidate_ref(cand.id) in refs else ()
+            own = tuple(r for r in (candidate_ref(cand.id), f"{PROPOSALS_PREFIX}{cand.id}")
+                        if r in refs)
             out.append(CleanupItem(ItemKind.CANDIDATE, cand.id, cand.status, own + ws_refs,
                                    (record_path(cand.id), *ws_records)))
         elif (
@@ -177,7 +183,8 @@ def due_items(
 
 
 def _guard(ref: str, target: str) -> None:
-    if not ref.startswith((CANDIDATES_PREFIX, WORKSPACES_PREFIX)) or ref == f"refs/heads/{target}":
+    if (not ref.startswith((CANDIDATES_PREFIX, WORKSPACES_PREFIX, PROPOSALS_PREFIX))
+            or ref == f"refs/heads/{target}"):
         raise InvalidState(f"ref {ref!r}", "protected", "delete")
 
 
@@ -190,15 +197,18 @@ def cleanup_source(
     now: datetime | None = None,
     policy: NetworkPolicy | None = None,
     fence: Fence = no_fence,
+    candidate: int | None = None,
 ) -> CleanupResult:
-    """Apply the retention policy to one source (see the module docstring)."""
+    """Apply the retention policy to one source (see the module docstring); with
+    ``candidate``, to that candidate only."""
     now = now or utcnow()
     source = stored.name
     policy = policy or stored.store.policy
     repo = stored.repository
     store = CandidateStore(db)
     candidates = store.list(source)
-    finished = [c for c in candidates if c.status is not CandidateStatus.OPEN]
+    finished = [c for c in candidates if c.status is not CandidateStatus.OPEN
+                and (candidate is None or c.id == candidate)]
     workspaces = {c.id: store.list_workspaces(c.id) for c in finished}
     refs = repo.refs("refs/revisor/")
     items = due_items(finished, workspaces, refs, config.retention, now)
