@@ -406,7 +406,8 @@ class StaleBase(Conflict):
 
 
 class TransactionInProgress(Conflict):
-    """A transaction with the same idempotency key is running, or failed without a result."""
+    """A transaction with the same idempotency key is running, or did not finish and awaits
+    recovery (a key whose transaction failed without effect may be used again)."""
 
 
 class PreconditionFailed(Conflict):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -446,12 +446,14 @@ class GatedRepository(Repository):
     walking: threading.Event
     fail: bool = False
 
-    def last_commits(self, rev: str, path: str = "") -> dict[str, Changeset]:
+    def last_commits(
+        self, rev: str, path: str = "", *, names: Collection[str] | None = None
+    ) -> dict[str, Changeset]:
         self.walking.set()
         assert self.gate.wait(30)
         if self.fail:
             raise GitFailure("the walk failed")
-        return super().last_commits(rev, path)
+        return super().last_commits(rev, path, names=names)
 
 
 def gated(repo: GitRepo) -> GatedRepository:
@@ -584,3 +586,76 @@ def test_cache_for_shares_one_cache_per_source(tmp_path: Path) -> None:
         close_caches(rv)
     finally:
         world.close()
+
+
+# -- the fallback walk covers only the entries still missing ---------------------------------------
+@pytest.mark.parametrize("seed", range(3))
+def test_last_commits_of_some_names_match_git(git_repo: GitRepo, seed: int) -> None:
+    """``Repository.last_commits(names=…)``: for each asked entry the commit git names, the
+    others (and names the directory lacks) left out."""
+    history = RandomHistory(random.Random(1000 + seed))
+    fast_import(git_repo, history.build(20))
+    git_repo.git("symbolic-ref", "HEAD", "refs/heads/main")
+    rng = random.Random(seed)
+    ref = Reference(git_repo)
+    with Repository.open(git_repo.path) as repo:
+        for commit in commits(git_repo)[-4:]:
+            for directory in directories(git_repo, commit):
+                listed = ref.names(commit, directory)
+                asked = set(rng.sample(listed, rng.randint(0, len(listed)))) | {"not-there"}
+                got = repo.last_commits(commit, directory, names=asked)
+                want = ref.answers(commit, directory)
+                assert {n: c.id for n, c in got.items()} == \
+                    {n: want[n] for n in asked if n in want}, (commit, directory, asked)
+                assert repo.last_commits(commit, directory, names=()) == {}
+
+
+def test_the_walk_asks_only_for_the_entries_still_missing(
+    git_repo: GitRepo, caches: Caches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    linear(git_repo)  # f0 changes in every commit; the other entries only in the first
+    tip = git_repo.head()
+    cache = caches.new(git_repo, max_visits=1)
+    asked: list[frozenset[str] | None] = []
+    original = cache.repo.last_commits
+
+    def spy(
+        rev: str, path: str = "", *, names: frozenset[str] | None = None
+    ) -> dict[str, Changeset]:
+        asked.append(None if names is None else frozenset(names))
+        return original(rev, path, names=names)
+
+    monkeypatch.setattr(cache.repo, "last_commits", spy)
+    listing = cache.listing(tip)
+    Reference(git_repo).check(listing, tip, "")
+    # the tip's own comparison answered f0; the one walk was asked for the rest only
+    assert cache.stats.walks == 1
+    assert asked == [frozenset(Reference(git_repo).names(tip, "")) - {"f0"}]
+
+
+def test_an_answer_found_whole_as_the_budget_ends_is_not_partial(
+    git_repo: GitRepo, caches: Caches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fill has every entry but has not finished (it is being remembered and stored): an
+    answer under a budget then is complete, and says so (``partial`` means entries missing)."""
+    linear(git_repo)
+    head = git_repo.head()
+    cache = caches.new(git_repo)
+    computed, release = threading.Event(), threading.Event()
+    remember = cache._remember
+
+    def held(key: tuple[str, str], result: LastCommitListing) -> None:
+        computed.set()
+        assert release.wait(30)
+        remember(key, result)
+
+    monkeypatch.setattr(cache, "_remember", held)
+    cache.listing(head, budget=0)  # starts the fill in the background
+    assert computed.wait(30)
+    try:
+        listing = cache.listing(head, budget=0)  # joins the unfinished fill
+        Reference(git_repo).check(listing, head, "")  # complete: not partial, equal to git
+        assert not listing.from_cache
+    finally:
+        release.set()
+    assert cache.wait_idle(30)

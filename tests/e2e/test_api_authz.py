@@ -199,6 +199,42 @@ def test_writes_are_attributed_to_the_caller(az: AuthWorld) -> None:
     assert found["items"] and {e["actor"] for e in found["items"]} == {"alice <alice@revisor>"}
 
 
+def test_an_admin_acting_on_a_workspace_leaves_the_owner_identity(az: AuthWorld) -> None:
+    """The admin authors their own saves in alice's workspace, but the workspace keeps alice's
+    identity: a later sync made on her behalf is authored by alice, not by the admin."""
+    cid = _candidate(az, "alice", "owners")
+    ws, mirror = f"{C}/{cid}/workspaces", az.mirror()
+    r = az.call("alice", "PUT", f"{ws}/alice/files/mine.txt", content=b"alice\n")
+    assert r.status_code == 201, r.text
+    r = az.call("admin", "PUT", f"{ws}/alice/files/hers.txt", content=b"admin\n")
+    assert r.status_code == 201, r.text
+    assert mirror.git("log", "-1", "--format=%an <%ae>", r.json()["head"]).strip() == \
+        "admin <admin@revisor>"
+    assert az.call("alice", "GET", f"{ws}/alice").json()["author"] == \
+        {"name": "alice", "email": "alice@revisor"}
+    # a workspace an admin makes for bob (an existing user) carries bob's identity
+    assert az.call("admin", "PUT", f"{ws}/bob/files/his.txt", content=b"c\n").status_code == 201
+    assert az.call("bob", "GET", f"{ws}/bob").json()["author"] == \
+        {"name": "bob", "email": "bob@revisor"}
+    created = {e.target: e.actor for e in az.world.rv.audit.query(source="proj", limit=1000)
+               if e.action == "workspace.create"}
+    assert created[f"refs/revisor/workspaces/{cid}/bob"] == "admin <admin@revisor>"
+    assert az.call("bob", "POST", f"{ws}/bob/publish").status_code == 200
+    # the background sync merges bob's publication into alice's unpublished work, as alice
+    results = az.world.source.candidates.sync_workspaces(cid)
+    moved = {res.user: res for res in results if res.moved}
+    assert "alice" in moved
+    head = az.call("alice", "GET", f"{ws}/alice").json()["head_commit"]
+    assert mirror.git("log", "-1", "--format=%an <%ae>", head).strip() == \
+        "alice <alice@revisor>"
+    assert mirror.git("rev-list", "--parents", "-1", head).count(" ") == 2  # a merge
+    # the admin publishing alice's workspace authors that publication
+    r = az.call("admin", "POST", f"{ws}/alice/publish")
+    assert r.status_code == 200 and r.json()["published"], r.text
+    assert mirror.git("log", "-1", "--format=%an", r.json()["commit"]).strip() == "admin"
+    assert az.call("alice", "GET", f"{ws}/alice").json()["author"]["name"] == "alice"
+
+
 def test_tokens_missing_malformed_unknown_expired_revoked(az: AuthWorld) -> None:
     def status(headers: dict[str, str]) -> int:
         return az.client.get(az.api + C, headers=headers).status_code

@@ -187,6 +187,9 @@ def test_credentials_never_leak(tmp_path: Path, caplog: pytest.LogCaptureFixture
                 responses.append(unavailable)
                 assert unavailable.status_code == 503, unavailable.text
                 assert int(unavailable.headers["retry-after"]) >= 1
+                # the problem says it too, as the same whole seconds as the header
+                assert unavailable.json()["retry_after"] == \
+                    int(unavailable.headers["retry-after"])
         finally:
             world.close()
             down.close()

@@ -59,7 +59,8 @@ def test_reading_a_workspace_does_not_create_it(aw: ApiWorld) -> None:
     assert r.status_code == 201, r.text
     info = aw.get(ws).json()
     assert info["user"] == "alice" and info["unpublished"] == ["new.txt"]
-    assert info["author"] == {"name": "local", "email": "local@revisor"}
+    # made by the single user on alice's behalf: alice's identity, not the caller's
+    assert info["author"]["name"] == "alice"
     assert info["in_sync"] is True and info["candidate"] == cid
     listed = aw.get(f"{C}/{cid}/workspaces").json()["items"]
     assert [w["user"] for w in listed] == ["alice"]
@@ -273,8 +274,22 @@ def test_big_files_are_413(tmp_path: Path) -> None:
 
         r = aw.put(f"{ws}/files/big.bin", content=chunks())
         assert r.status_code == 413
+        assert r.json()["detail"] == "the request body is larger than the limit of 4096 bytes"
         assert aw.get(f"{ws}/files/big.bin").status_code == 404
         assert aw.put(f"{ws}/files/small.bin", content=b"x" * 4000).status_code == 201
+
+
+def test_files_over_the_file_limit_are_413(tmp_path: Path) -> None:
+    """``--max-file`` holds for a workspace save as for a file of a transaction."""
+    settings = ServeSettings(scheduler=False, ui=False, max_body_bytes=4096, max_file_bytes=100)
+    with api_world(tmp_path, BASE_FILES, settings=settings) as aw:
+        cid = _candidate(aw)
+        ws = f"{C}/{cid}/workspaces/alice"
+        r = aw.put(f"{ws}/files/big.bin", content=b"x" * 101)
+        assert r.status_code == 413 and r.json()["limit"] == 100, r.text
+        assert "big.bin" in r.json()["detail"]
+        assert aw.get(f"{ws}/files/big.bin").status_code == 404
+        assert aw.put(f"{ws}/files/big.bin", content=b"x" * 100).status_code == 201
 
 
 def test_publish_conflict_sync_resolve_and_publish(aw: ApiWorld) -> None:

@@ -24,7 +24,6 @@ from revisor.errors import (
     RefConflict,
     RemoteRefConflict,
     StaleBase,
-    TransactionInProgress,
 )
 from revisor.providers.base import MergeMethod, ProposalStatus
 from revisor.vcs import EMPTY_TREE
@@ -396,17 +395,22 @@ def test_the_same_idempotency_key_returns_the_first_result(world: World) -> None
     world.assert_clean()
 
 
-def test_an_idempotency_key_of_a_failed_transaction_is_not_run_again(world: World) -> None:
+def test_an_idempotency_key_of_a_failed_transaction_may_be_retried(world: World) -> None:
+    """A transaction that failed without effect leaves its key free: the retry runs (once),
+    and from then on the key answers with the retry's result."""
     def fails(tx: Transaction) -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
         world.source.update("main", "fails", ALICE, fails, idempotency_key="k")
-    before = world.remote_refs()
-    with pytest.raises(TransactionInProgress, match="failed"):
-        world.source.update("main", "again", ALICE, changes=[Write("x", b"x")],
-                            idempotency_key="k")
-    assert world.remote_refs() == before
+    assert world.upstream.revisor_branches() == {}
+    retry = world.source.update("main", "again", ALICE, changes=[Write("x", b"x")],
+                                idempotency_key="k")
+    assert not retry.replayed and world.upstream.revisor_branches() == {
+        retry.branch: retry.commit}
+    again = world.source.update("main", "again", ALICE, changes=[Write("x", b"x")],
+                                idempotency_key="k")
+    assert again.replayed and again.commit == retry.commit
     with pytest.raises(InvalidInput):
         world.source.update("main", "blank key", ALICE, idempotency_key="  ")
 

@@ -263,8 +263,9 @@ def test_a_push_that_hangs_is_reported_and_a_retry_with_the_key_lands_once(
     gh: GhWorld, http_git: GitHttpServer
 ) -> None:
     """A push is not retried inside the transaction (the transport gives up at its stall limit):
-    the failure is reported, nothing is left, and the caller's retry makes exactly one branch and
-    one pull request. (The failed key itself stays refused: see the report of issue 10.)"""
+    the failure is reported, nothing is left, and the caller's retry WITH THE SAME KEY (the
+    failed transaction left nothing, so its key is free) makes exactly one branch and one pull
+    request; the key then replays that result."""
     before = gh.w.remote_refs()
     http_git.hang_next(1, service="git-receive-pack")
     with pytest.raises(RevisorError):
@@ -273,9 +274,15 @@ def test_a_push_that_hangs_is_reported_and_a_retry_with_the_key_lands_once(
     _assert_nothing_left(gh, before)
     (failed,) = gh.w.journal_rows()
     assert failed.state is TxState.FAILED and failed.error
-    result = _update(gh, "hung-push", key="hung-key-2")
+    result = _update(gh, "hung-push", key="hung-key")
+    assert not result.replayed
     _assert_one_proposal(gh, result)
     assert len(gh.pulls()) == 1
+    keyed = [e for e in gh.w.journal_rows() if e.idempotency_key == "hung-key"]
+    assert [e.id for e in keyed] == [result.id]
+    again = _update(gh, "hung-push", key="hung-key")
+    assert again.replayed and (again.id, again.commit) == (result.id, result.commit)
+    assert len(gh.pulls()) == 1 and gh.creates() == 1
 
 
 def test_a_push_that_always_hangs_is_reported_and_leaves_nothing(

@@ -94,10 +94,14 @@ class BodyLimit:
                 await self._refuse(scope, receive, send, None)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int | None) -> None:
-        got = f"{size} bytes" if size is not None else "more"
+        detail = (
+            f"the request body is too large: {size} bytes, the limit is {self.limit} bytes"
+            if size is not None  # announced by Content-Length; else it streamed past the limit
+            else f"the request body is larger than the limit of {self.limit} bytes"
+        )
         response = problem(
             413,
-            f"the request body is too large: {got}, the limit is {self.limit} bytes",
+            detail,
             type_="too-large",
             limit=self.limit,
         )

@@ -20,7 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from revisor import errors as e
 from revisor.providers.base import MergeConflict
 
-__all__ = ["PROBLEM_TYPE_BASE", "install_problem_handlers", "problem", "status_for"]
+__all__ = [
+    "PROBLEM_TYPE_BASE", "install_problem_handlers", "problem", "retry_after_s", "status_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,11 @@ def _default_type(status: int) -> str:
     return _kebab(_TITLES.get(status, "Error").replace(" ", ""))
 
 
+def retry_after_s(exc: e.Unavailable) -> int:
+    """Whole seconds to wait before retrying (at least 1; 5 when the error does not say)."""
+    return max(1, round(exc.retry_after or 5))
+
+
 def _extras(exc: e.RevisorError) -> dict[str, Any]:
     """The machine-readable fields an error carries."""
     out: dict[str, Any] = {}
@@ -96,8 +103,8 @@ def _extras(exc: e.RevisorError) -> dict[str, Any]:
         out["ref"] = exc.ref
         out["expected"] = exc.expected
         out["actual"] = exc.actual
-    if isinstance(exc, e.Unavailable) and exc.retry_after is not None:
-        out["retry_after"] = exc.retry_after
+    if isinstance(exc, e.Unavailable):
+        out["retry_after"] = retry_after_s(exc)  # the same seconds as the Retry-After header
     if isinstance(exc, e.ValidationFailed):
         out["errors"] = [{"field": f, "reason": r} for f, r in exc.problems]
     if isinstance(exc, e.TooLarge):
@@ -131,7 +138,7 @@ def problem_for(exc: e.RevisorError) -> JSONResponse:
     status = status_for(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, e.Unavailable):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after or 5)))
+        headers["Retry-After"] = str(retry_after_s(exc))
     if isinstance(exc, e.Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="revisor"'
     if status >= 500:

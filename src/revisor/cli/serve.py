@@ -4,13 +4,16 @@ Why this module exists: the README's main command. With only ``--source PATH_OR_
 that repository on 127.0.0.1:8080 over SQLite and a store in the data directory, with the job
 scheduler in-process. Without users (no tokens can be checked) it refuses to listen anywhere but
 loopback. ``--workers N`` runs N processes through uvicorn's factory (``api.factory``). SIGINT /
-SIGTERM stop it gracefully: requests under way finish, the scheduler stops.
+SIGTERM stop it gracefully: requests under way finish, the scheduler stops; SIGTERM then exits 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -82,8 +85,9 @@ def serve(
         typer.echo(f"revisor: serving {', '.join(config.sources)} from {config.data_dir}",
                    err=True)
         if workers == 1:
-            uvicorn.run(build_app(rv, settings), host=host, port=port, log_level="info",
-                        timeout_graceful_shutdown=10, access_log=False)
+            with _sigterm_ends_cleanly():
+                uvicorn.run(build_app(rv, settings), host=host, port=port, log_level="info",
+                            timeout_graceful_shutdown=10, access_log=False)
             return
     finally:
         rv.close()
@@ -91,6 +95,19 @@ def serve(
     _run_workers(uvicorn.Config("revisor.api.factory:app_from_env", factory=True, host=host,
                                 port=port, workers=workers, log_level="info",
                                 timeout_graceful_shutdown=10, access_log=False))
+
+
+@contextlib.contextmanager
+def _sigterm_ends_cleanly() -> Iterator[None]:
+    """SIGTERM is the ordinary way to stop the service: after uvicorn's graceful shutdown the
+    command exits 0. (uvicorn puts back the handler it found and raises the signal again; with
+    the default handler the process would die by it, -15, and skip closing the service.)"""
+    stopped: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stopped.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_workers(config: uvicorn.Config) -> None:

@@ -288,9 +288,14 @@ class LastCommitCache:
             assert fill.result is not None
             return fill.result
         with self._lock:
-            self.stats.partial += 1
-            entries = {name: fill.known.get(name) for name in fill.names}
-        return LastCommitListing(ObjectId(commit), path, MappingProxyType(entries), partial=True)
+            known = dict(fill.known)  # every value there is final: only its completeness is not
+            partial = any(name not in known for name in fill.names)
+            self.stats.partial += int(partial)
+        entries = {name: known.get(name) for name in fill.names}
+        # the fill may have found the last entries after the wait ended, before it is stored:
+        # then the answer is complete, and says so
+        return LastCommitListing(ObjectId(commit), path, MappingProxyType(entries),
+                                 partial=partial)
 
     def _run(
         self, fill: _Fill, key: tuple[str, str], states: dict[str, _State], near: dict[str, str]
@@ -408,7 +413,7 @@ class LastCommitCache:
         if walk:
             with self._lock:
                 self.stats.walks += 1
-            found = self.repo.last_commits(commit, path)
+            found = self.repo.last_commits(commit, path, names=walk)
             for name in walk:
                 last = found.get(name)
                 fill.known[name] = None if last is None else LastCommit.of(last)

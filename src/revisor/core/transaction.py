@@ -127,8 +127,11 @@ class Transaction:
     """One atomic change to one source. Use :meth:`commit` (or a ``with`` block) to finish it.
 
     Constructing it resolves and pins the base; it never moves a ref until :meth:`commit`. With
-    an ``idempotency_key`` used before on the source, the earlier result is :attr:`result`
-    (``replayed``): edits are accepted and discarded, and :meth:`commit` returns that result.
+    an ``idempotency_key`` used before on the source (Stripe's rules): if that transaction
+    succeeded, its result is :attr:`result` (``replayed``), edits are accepted and discarded, and
+    :meth:`commit` returns that result; if it is still running, or did not finish and awaits
+    recovery, :class:`TransactionInProgress`; if it failed without effect (nothing of it is
+    left), this one runs anew under the key (audited as ``transaction.retry``).
     """
 
     def __init__(
@@ -194,6 +197,15 @@ class Transaction:
             _running(self.id, False)
             self._replay(began.entry)
             return
+        if began.retried is not None:
+            _quietly(
+                f"auditing transaction {self.id}",
+                lambda: self._audit.record(
+                    actor=actor_of(author), action="transaction.retry", source=source.name,
+                    target=self.branch,
+                    details={"tx": self.id, "retried": began.retried, "key": idempotency_key},
+                ),
+            )
         try:
             self.base = self._pin_base(expected)
             self._journal.advance(self.id, TxState.STARTED, base_commit=self.base)
@@ -224,16 +236,21 @@ class Transaction:
         return base
 
     def _replay(self, entry: JournalEntry) -> None:
-        queued = entry.state is TxState.QUEUED and entry.result_json is not None
-        if not queued and (entry.state not in FINAL_STATES or entry.result_json is None):
-            if entry.state in FINAL_STATES:  # failed earlier: the key may be used again only
-                raise TransactionInProgress(  # after that failure is acknowledged
-                    f"the earlier transaction with this idempotency key failed: {entry.error}"
+        """Answer with the earlier attempt under the same key: its result if it succeeded (a
+        key whose transaction failed without effect never gets here: the journal lets it run
+        again), else TransactionInProgress — it is running, or awaits recovery."""
+        if entry.result_json is None:
+            if _abandoned(entry):
+                raise TransactionInProgress(
+                    f"the transaction with this idempotency key ({entry.id}) did not finish "
+                    f"and awaits recovery{f' ({entry.error})' if entry.error else ''}",
+                    hint="retry with the same key later: once recovery has finished it, the "
+                    "retry gets its result (or, if it was undone, runs again)",
                 )
             raise TransactionInProgress(
-                f"a transaction with this idempotency key is still running ({entry.id})"
+                f"a transaction with this idempotency key is still running ({entry.id})",
+                hint="retry with the same key when it has finished: the retry gets its result",
             )
-        assert entry.result_json is not None
         self.result = TransactionResult.from_json(entry.result_json, replayed=True)
         self.id = self.result.id
         self.base = self.result.base

@@ -4,13 +4,19 @@ Why this module exists: a transaction touches three places that cannot commit to
 mirror (objects, refs), the remote (a pushed branch) and a provider (a proposal). Like Mercurial's
 journal, each step is written down before the next one starts, so a process killed half-way
 leaves an entry naming what may be left behind (a commit, a pushed branch, a proposal) and the
-next start compensates it (:meth:`Journal.unfinished`). The same rows answer idempotency: a
-transaction begun twice with the same key gets the first entry back, whose stored result is the
-answer when it is finished.
+next start compensates it (:meth:`Journal.unfinished`). The same rows answer idempotency, as
+Stripe's idempotency keys do: a transaction begun again with the key of one that succeeded (done,
+empty, or pushed with its proposal queued) gets that entry back, whose stored result is the
+answer; of one still running, or unfinished awaiting recovery (a process died, or undoing a push
+failed while the remote was down), gets that entry back too (the caller answers 409 until it
+ends). Only a key whose transaction failed *without effect* — ``failed`` or ``compensated``:
+nothing of it is left, locally or remotely — may run again: the new entry takes the key over
+and the failed one keeps its id, state and error, without the key (:attr:`Began.retried`).
 
 An entry goes through its steps (started → committed → pushed → proposed; a step may be set
 again, e.g. back to ``committed`` with an ``error`` when undoing a push failed), then ends once
-(done, empty, failed or compensated); a finished entry never changes again. Moves are checked
+(done, empty, failed or compensated); a finished entry never changes again, except that a failed
+one hands its idempotency key over to a retry. Moves are checked
 under the database's write lock (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE`` on PostgreSQL),
 so two processes recovering the same entry cannot both move it (see ``expected``).
 """
@@ -33,7 +39,13 @@ from revisor.db.models import TransactionRow, TxState, utcnow
 from revisor.errors import InvalidInput, InvalidState, TransactionNotFound
 from revisor.vcs import ObjectId, Signature
 
-__all__ = ["Began", "Journal", "JournalEntry", "TxState", "new_tx_id", "this_owner"]
+__all__ = [
+    "RETRYABLE", "Began", "Journal", "JournalEntry", "TxState", "new_tx_id", "this_owner",
+]
+
+RETRYABLE = frozenset({TxState.FAILED, TxState.COMPENSATED})
+"""Endings that left nothing behind: a transaction begun again with the same idempotency key
+runs anew (every other state answers with the earlier entry)."""
 
 # Fields a step may set, besides the state (``advance``/``finish`` refuse any other name).
 _FIELDS = frozenset(
@@ -83,10 +95,12 @@ class JournalEntry:
 class Began:
     """What :meth:`Journal.begin` did: ``created`` False means ``entry`` is an earlier attempt
     with the same idempotency key (finished: its result is the answer; unfinished: another
-    attempt is running, or crashed and awaits recovery)."""
+    attempt is running, or crashed and awaits recovery). ``retried``: the id of the earlier
+    attempt that failed without effect and handed its key over to this new entry."""
 
     entry: JournalEntry
     created: bool
+    retried: str | None = None
 
 
 def _entry(row: TransactionRow) -> JournalEntry:
@@ -137,6 +151,9 @@ class Journal:
         With an ``idempotency_key`` already used on ``source`` nothing is written and the
         existing entry is returned (``created`` False), also when two processes race: the
         unique constraint on (source, key) decides, and the loser reads the winner's entry.
+        The exception: the key of an entry that failed without effect (``failed``,
+        ``compensated``) is taken over by the new entry (``retried`` names the old one), under
+        the row's lock, so of two racing retries one begins and the other gets its entry.
         ``owner`` (default: this process, ``host:pid``) tells recovery whose entry it is.
         """
         if idempotency_key is not None and not idempotency_key.strip():
@@ -145,11 +162,14 @@ class Journal:
         if len(tx_id) != 32 or any(c not in "0123456789abcdef" for c in tx_id):
             raise InvalidInput(f"invalid transaction id {tx_id!r}: 32 lower-case hex digits")
         now = utcnow()
+        retried: TransactionRow | None = None
         with self.db.session() as session:
             if idempotency_key is not None:
-                found = self._by_key(session, source, idempotency_key)
+                found = self._by_key(session, source, idempotency_key, lock=True)
                 if found is not None:
-                    return Began(_entry(found), False)
+                    if TxState(found.state) not in RETRYABLE:
+                        return Began(_entry(found), False)
+                    retried = found  # failed without effect: the key is free for a retry
             row = TransactionRow(
                 id=tx_id,
                 source=source,
@@ -168,6 +188,11 @@ class Journal:
             )
             try:
                 with session.begin_nested():
+                    if retried is not None:
+                        # The old entry keeps its id, state and error; its key moves to the
+                        # new one (released first: the key is unique per source).
+                        retried.idempotency_key = None
+                        session.flush()
                     session.add(row)
             except IntegrityError:
                 # PostgreSQL: another process inserted the same key after our read.
@@ -179,7 +204,7 @@ class Journal:
                 if found is None:
                     raise InvalidInput(f"transaction id {tx_id} is already used") from None
                 return Began(_entry(found), False)
-            return Began(_entry(row), True)
+            return Began(_entry(row), True, retried.id if retried is not None else None)
 
     def advance(
         self, tx_id: str, state: TxState, *, expected: TxState | None = None, **fields: Any
@@ -274,9 +299,12 @@ class Journal:
             return [_entry(r) for r in session.execute(query).scalars()]
 
     @staticmethod
-    def _by_key(session: Session, source: str, key: str) -> TransactionRow | None:
-        return session.execute(
-            select(TransactionRow).where(
-                TransactionRow.source == source, TransactionRow.idempotency_key == key
-            )
-        ).scalar_one_or_none()
+    def _by_key(
+        session: Session, source: str, key: str, *, lock: bool = False
+    ) -> TransactionRow | None:
+        query = select(TransactionRow).where(
+            TransactionRow.source == source, TransactionRow.idempotency_key == key
+        )
+        if lock:  # PostgreSQL: a racing retry waits here, then no longer finds the old row
+            query = query.with_for_update()
+        return session.execute(query).scalar_one_or_none()

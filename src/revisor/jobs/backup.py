@@ -71,6 +71,10 @@ class BackupJob(Job):
         def progress(phase: str, done: int, total: int) -> None:
             ctx.progress(done, total, phase)
 
+        # rows that lag their refs (a crash between a ref's CAS and its row) are brought to
+        # the refs first, so the records backed up describe what the refs hold
+        ctx.check()
+        rv.source(target.source).reconcile()
         result = backup_source(
             rv.store.source(target.source), rv.db, rv.config,
             env=rv.store.env,

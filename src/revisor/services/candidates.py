@@ -310,34 +310,37 @@ class Candidates:
         *,
         identity: Signature | None = None,
         create: bool = True,
+        actor: Signature | None = None,
     ) -> Workspace:
         """``user``'s workspace in the candidate, made on first use at the candidate's head
         (``create`` False: WorkspaceNotFound instead). ``identity`` (name and email) authors the
         user's commits; it is remembered, and defaults to the user name at an address that
-        never resolves."""
+        never resolves. ``actor``: someone else acting on the workspace (an admin): authors
+        the changes made through the returned handle, and is not remembered."""
         cand = self.get(candidate_id)
         ref = workspace_ref(candidate_id, user)  # validates the user name
-        if identity is not None:
-            why = _signature_problem(identity)
+        for label, who in (("identity", identity), ("actor", actor)):
+            why = _signature_problem(who) if who is not None else None
             if why:
-                raise ValidationFailed([("identity", why)])
+                raise ValidationFailed([(label, why)])
         try:
             rec = self.ctx.store.get_workspace(candidate_id, user)
         except WorkspaceNotFound:
             if not create:
                 raise
             self.ctx.require_open(cand, "open a workspace in")
-            rec = self._new_workspace(cand, user, ref, identity)
+            rec = self._new_workspace(cand, user, ref, identity, actor)
         if identity is not None and (identity.name, identity.email) != (
             rec.author_name, rec.author_email
         ):
             self.ctx.store.update_workspace(
                 candidate_id, user, author_name=identity.name, author_email=identity.email
             )
-        return Workspace(self.ctx, candidate_id, user, ref)
+        return Workspace(self.ctx, candidate_id, user, ref, actor=actor)
 
     def _new_workspace(
-        self, cand: Candidate, user: str, ref: str, identity: Signature | None
+        self, cand: Candidate, user: str, ref: str, identity: Signature | None,
+        actor: Signature | None = None,
     ) -> WorkspaceRecord:
         if identity is None:
             plain = not any(c in user for c in "<>\n\x00") and user.strip() == user
@@ -352,7 +355,7 @@ class Candidates:
                 leftover = repo.ref(ref)  # a first use that died before its row was committed
                 repo.set_ref(ref, cand.head_commit, expected=leftover)
                 self.ctx.audit.record(
-                    actor_of(identity), "workspace.create", self.source, ref,
+                    actor_of(actor or identity), "workspace.create", self.source, ref,
                     after=cand.head_commit, details={"candidate": cand.id, "user": user},
                     session=s,
                 )

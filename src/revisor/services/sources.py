@@ -8,6 +8,7 @@ a work directory — and returns its result.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, overload
@@ -22,10 +23,13 @@ from revisor.vcs import Signature
 if TYPE_CHECKING:
     from revisor.bootstrap import Revisor
     from revisor.services.candidates import Candidates
+    from revisor.services.reconcile import Reconciled
 
 __all__ = ["Source"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class Source:
@@ -149,8 +153,22 @@ class Source:
 
     def recover(self) -> list[str]:
         """Complete or undo the transactions that no longer run — of processes that died, or of
-        this one when undoing a failed transaction was impossible — and return their ids."""
-        return recover(self.stored, self._app.journal, self._app.audit, self.provider)
+        this one when undoing a failed transaction was impossible — and return their ids; then
+        bring candidate and workspace rows that lag their refs (a kill between a ref move and
+        its row's write) to their refs (:meth:`reconcile`)."""
+        recovered = recover(self.stored, self._app.journal, self._app.audit, self.provider)
+        try:
+            self.reconcile()
+        except Exception:  # a repair of metadata must never stop a start; the next one retries
+            log.exception("%s: reconciling rows with their refs failed", self.name)
+        return recovered
+
+    def reconcile(self) -> list[Reconciled]:
+        """Bring every candidate and workspace row of this source to its ref, with the fields
+        that follow from the move; return what was repaired (see ``revisor.services.reconcile``)."""
+        from revisor.services.reconcile import reconcile
+
+        return reconcile(self.candidates.ctx)
 
     def materialize(self, rev: str, directory: Path) -> Path:
         return self.view(rev).materialize(directory)

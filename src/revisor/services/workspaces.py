@@ -88,13 +88,21 @@ class Workspace:
     :meth:`Candidates.workspace <revisor.services.candidates.Candidates.workspace>`).
 
     A handle: it keeps no state of its own, every call reads the refs and rows it needs.
+    ``actor``: who acts through this handle when it is not the owner (an admin writing
+    someone's workspace): it authors the saves, publishes and resolutions made through the
+    handle, while the row keeps the owner's identity for commits made on the owner's behalf
+    (background syncs).
     """
 
-    def __init__(self, ctx: CandidateContext, candidate_id: int, user: str, ref: str) -> None:
+    def __init__(
+        self, ctx: CandidateContext, candidate_id: int, user: str, ref: str,
+        actor: Signature | None = None,
+    ) -> None:
         self.ctx = ctx
         self.candidate_id = candidate_id
         self.user = user
         self.ref = ref
+        self.actor = actor
 
     def __repr__(self) -> str:
         return f"Workspace({self.candidate_id}, {self.user!r})"
@@ -127,6 +135,10 @@ class Workspace:
         return self.ctx.repo.ref(self.ref) or rec.head_commit
 
     def _author(self, rec: WorkspaceRecord) -> Signature:
+        """The author of a change made through this handle: the acting caller, else the
+        owner's remembered identity."""
+        if self.actor is not None:
+            return Signature.now(self.actor.name, self.actor.email)
         return Signature.now(rec.author_name, rec.author_email)
 
     def _version(self, commit: ObjectId, path: str) -> VersionedFile | None:
@@ -190,6 +202,7 @@ class Workspace:
                 self.ctx.repo.set_ref(self.ref, new, expected=head)
             except RefConflict:
                 continue
+            faults.checkpoint("workspace.after_ref")  # a kill here: reconcile mends the row
             self._bookkeep(rec, action, head, new, details)
             return new
         raise Unavailable(f"{self!r}: too many concurrent saves", retry_after=0.5)

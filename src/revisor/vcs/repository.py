@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import pygit2
@@ -381,15 +381,21 @@ class Repository:
         ids = _history.log(self.pg, start, path or None, limit=limit, skip=skip)
         return [self._changeset(self._lookup_commit(i)) for i in ids]
 
-    def last_commits(self, rev: str, path: str = "") -> dict[str, Changeset]:
+    def last_commits(
+        self, rev: str, path: str = "", *, names: Collection[str] | None = None
+    ) -> dict[str, Changeset]:
         """For each entry of directory ``path``, the commit that last touched it.
 
         By definition the commit ``git log -1 --format=%H rev -- <path/entry>`` prints; found in
-        one walk for the whole directory.
+        one walk for the whole directory. ``names`` restricts the answer (and the walk) to those
+        entries; names the directory does not have are left out.
         """
         entries = self.tree(rev, path)
         start = self.resolve(rev)
-        found = _history.last_commits(self.pg, start, path, [e.name for e in entries])
+        wanted = [e.name for e in entries if names is None or e.name in names]
+        if not wanted:
+            return {}
+        found = _history.last_commits(self.pg, start, path, wanted)
         cache: dict[ObjectId, Changeset] = {}
         out: dict[str, Changeset] = {}
         for name, cid in found.items():

@@ -3,7 +3,9 @@
 Why this module exists: the HTTP form of the library's transaction. The body lists typed changes
 (write / delete / move); they are validated before anything starts (a bad path → 400, a file over
 ``settings.max_file_bytes`` → 413), then one transaction commits, pushes and proposes, attributed
-to the caller. An ``Idempotency-Key`` header makes a retry return the first result.
+to the caller. An ``Idempotency-Key`` header makes a retry return the first result
+(409 while it runs or awaits recovery; a key whose transaction failed without effect may be
+retried).
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ Decisions (documented in the OpenAPI too):
   must not exist; a mismatch is 412 with ``current_etag``; replacing an existing file with no
   precondition is 428; a new file needs none. ``X-Revisor-Executable: true|false`` sets the mode
   (absent: keep it). ``?message=`` sets the commit message. Answers 201 (created) or 200 with the
-  new ETag. ``DELETE`` needs ``If-Match`` like a replacement.
+  new ETag; a file over ``--max-file`` is 413, as in a transaction. ``DELETE`` needs ``If-Match``
+  like a replacement.
 - ``POST …/files/{path}:rollback`` puts back the candidate's base version of the file (or
   deletes it when the base lacks it); any other ``POST`` on a file is 404.
 - ``publish`` is all or nothing: a conflict answers 409 whose ``conflicts`` name each path and the
@@ -67,12 +68,14 @@ from revisor.errors import (
     PathNotFound,
     PreconditionFailed,
     PreconditionRequired,
+    TooLarge,
+    UserNotFound,
     ValidationFailed,
 )
 from revisor.services.auth import Action, Principal
 from revisor.services.candidate_types import ANY
 from revisor.services.workspaces import Workspace
-from revisor.vcs import EntryKind
+from revisor.vcs import EntryKind, Signature
 
 __all__ = ["ROLLBACK_SUFFIX", "router"]
 
@@ -121,10 +124,21 @@ def _reading(
 def _writing(
     state: ApiState, caller: Principal, source: str, candidate_id: int, user: str
 ) -> Workspace:
-    """The workspace for a write by the caller (made on first use), authored by the caller."""
+    """The workspace for a write by the caller (made on first use), authored by the caller.
+
+    The owner's own writes set the identity the workspace remembers; someone else's (an admin)
+    are authored by them but leave the owner's identity in place (from the user's record, when
+    the user exists), so later syncs made on the owner's behalf stay the owner's."""
     src = state.source(source)
     authorize(state, caller, Action.WRITE_WORKSPACE, source, owner=user)
-    return src.candidates.workspace(candidate_id, user, identity=caller.signature())
+    if caller.user == user:
+        return src.candidates.workspace(candidate_id, user, identity=caller.signature())
+    try:
+        owner: Signature | None = state.auth.principal_for(state.auth.get_user(user)).signature()
+    except UserNotFound:
+        owner = None
+    return src.candidates.workspace(candidate_id, user, identity=owner,
+                                    actor=caller.signature())
 
 
 def _quoted(etag: str) -> str:
@@ -318,7 +332,7 @@ def read_file(
     response_model=WrittenOut,
     responses={
         201: {"model": WrittenOut, "description": "Created: a new file."},
-        **problems(400, 404, 409, 412, 428, 503),
+        **problems(400, 404, 409, 412, 413, 428, 503),
     },
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/octet-stream": _BINARY, "*/*": _BINARY}}},
@@ -339,6 +353,8 @@ def write_file(
     message: Message = None,
 ) -> WrittenOut:
     path = _file_path(path)
+    if len(body) > state.settings.max_file_bytes:  # as for a file of a transaction
+        raise TooLarge(f"file {path!r}", len(body), state.settings.max_file_bytes)
     if if_match is not None and if_none_match is not None:
         raise InvalidInput("send If-Match or If-None-Match, not both")
     mode = _executable(executable)
