@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 
@@ -114,6 +115,9 @@ Cursor = Annotated[
 ]
 
 
+T = TypeVar("T")
+
+
 def page_limit(state: ApiState, limit: int | None) -> int:
     """The page size to use: ``limit`` within the server's bound (422 beyond it)."""
     if limit is None:
@@ -129,6 +133,18 @@ def encode_cursor(kind: str, **values: Any) -> str:
     """An opaque cursor: URL-safe base64 of a small JSON object tagged with ``kind``."""
     raw = json.dumps({"k": kind, **values}, separators=(",", ":"), sort_keys=True)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def page_after(
+    items: Sequence[T], key: Callable[[T], str], *, size: int, cursor: str | None, kind: str
+) -> tuple[list[T], str | None]:
+    """Keyset pagination of ``items`` sorted by ``key``: the page after the cursor's key, and the
+    cursor of the next page (None on the last one)."""
+    after = decode_cursor(cursor, kind).get("after") if cursor is not None else None
+    rest = [i for i in items if key(i) > after] if isinstance(after, str) else list(items)
+    page = rest[:size]
+    more = len(rest) > size
+    return page, (encode_cursor(kind, after=key(page[-1])) if more else None)
 
 
 def decode_cursor(cursor: str, kind: str) -> dict[str, Any]:

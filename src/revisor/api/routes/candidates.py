@@ -28,6 +28,7 @@ from revisor.api.deps import (
     authorize,
     decode_cursor,
     encode_cursor,
+    page_after,
     page_limit,
     source_for,
 )
@@ -181,18 +182,13 @@ def candidate_files(
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> Page[CandidateFileOut]:
-    size = page_limit(state, limit)
-    after = _after(cursor, "candidate-files", "after")
     found = candidates_of(state, caller, source).files(
         candidate_id, include_unchanged=include_unchanged
     )
-    if isinstance(after, str):
-        found = [f for f in found if f.path > after]
-    page = found[:size]
-    more = len(found) > size
+    page, next_cursor = page_after(found, lambda f: f.path, size=page_limit(state, limit),
+                                   cursor=cursor, kind="candidate-files")
     return Page[CandidateFileOut](
-        items=[CandidateFileOut.of(f) for f in page],
-        next_cursor=encode_cursor("candidate-files", after=page[-1].path) if more else None,
+        items=[CandidateFileOut.of(f) for f in page], next_cursor=next_cursor
     )
 
 
@@ -213,18 +209,11 @@ def candidate_diff(
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> Page[FileDiffOut]:
-    size = page_limit(state, limit)
-    after = _after(cursor, "candidate-diff", "after")
     diffs = candidates_of(state, caller, source).diff(candidate_id, path or None)
     diffs.sort(key=lambda d: d.change.path)
-    if isinstance(after, str):
-        diffs = [d for d in diffs if d.change.path > after]
-    page = diffs[:size]
-    more = len(diffs) > size
-    return Page[FileDiffOut](
-        items=[FileDiffOut.of(d) for d in page],
-        next_cursor=encode_cursor("candidate-diff", after=page[-1].change.path) if more else None,
-    )
+    page, next_cursor = page_after(diffs, lambda d: d.change.path, size=page_limit(state, limit),
+                                   cursor=cursor, kind="candidate-diff")
+    return Page[FileDiffOut](items=[FileDiffOut.of(d) for d in page], next_cursor=next_cursor)
 
 
 @router.get(

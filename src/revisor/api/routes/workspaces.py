@@ -44,6 +44,7 @@ from revisor.api.deps import (
     authorize,
     decode_cursor,
     encode_cursor,
+    page_after,
     page_limit,
 )
 from revisor.api.problems import problem
@@ -225,16 +226,10 @@ def get_workspace(
 def _listing(
     state: ApiState, ws: Workspace, head: str, path: str, limit: int | None, cursor: str | None
 ) -> WorkspaceDirOut:
-    size = page_limit(state, limit)
-    after = decode_cursor(cursor, "ws-dir").get("after") if cursor is not None else None
-    entries = ws.ctx.repo.tree(head, path)
-    if isinstance(after, str):
-        entries = [e for e in entries if e.name > after]
-    page = entries[:size]
-    more = len(entries) > size
+    page, next_cursor = page_after(ws.ctx.repo.tree(head, path), lambda e: e.name,
+                                   size=page_limit(state, limit), cursor=cursor, kind="ws-dir")
     return WorkspaceDirOut(
-        path=path, head=head, items=[TreeEntryOut.of(e) for e in page],
-        next_cursor=encode_cursor("ws-dir", after=page[-1].name) if more else None,
+        path=path, head=head, items=[TreeEntryOut.of(e) for e in page], next_cursor=next_cursor
     )
 
 
@@ -487,17 +482,12 @@ def conflicts(
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> Page[ConflictVersionsOut]:
-    size = page_limit(state, limit)
-    after = decode_cursor(cursor, "ws-conflicts").get("after") if cursor is not None else None
     found = sorted(_reading(state, caller, source, candidate_id, user).conflicts(),
                    key=lambda c: c.path)
-    if isinstance(after, str):
-        found = [c for c in found if c.path > after]
-    page = found[:size]
-    more = len(found) > size
+    page, next_cursor = page_after(found, lambda c: c.path, size=page_limit(state, limit),
+                                   cursor=cursor, kind="ws-conflicts")
     return Page[ConflictVersionsOut](
-        items=[ConflictVersionsOut.of(c) for c in page],
-        next_cursor=encode_cursor("ws-conflicts", after=page[-1].path) if more else None,
+        items=[ConflictVersionsOut.of(c) for c in page], next_cursor=next_cursor
     )
 
 
