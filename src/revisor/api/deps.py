@@ -135,6 +135,19 @@ def encode_cursor(kind: str, **values: Any) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def quoted_etag(etag: str) -> str:
+    """A blob id as the strong ETag header value."""
+    return f'"{etag}"'
+
+
+def none_match(header: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match: header`` matches the blob id ``etag`` (weak comparison, ``*``)."""
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/").strip('"').lower() for t in header.split(",")}
+    return "*" in tags or etag.lower() in tags
+
+
 def page_after(
     items: Sequence[T], key: Callable[[T], str], *, size: int, cursor: str | None, kind: str
 ) -> tuple[list[T], str | None]:

@@ -301,7 +301,7 @@ class GerritProvider(Provider):
         self._sleep = sleep
         self.http = HttpClient(
             f"{self.settings.url}/a", service=f"Gerrit {self.settings.project}",
-            auth=self._auth, policy=policy, message_of=text_message, json_prefix=XSSI_PREFIX,
+            auth=self._auth, policy=self.policy, message_of=text_message, json_prefix=XSSI_PREFIX,
             transport=transport, sleep=sleep,
         )
 

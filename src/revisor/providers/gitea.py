@@ -176,7 +176,7 @@ class GiteaProvider(Provider):
         self._sleep = sleep
         s = self.settings
         self.http = HttpClient(
-            s.api_url, service=f"Gitea {s.owner}/{s.repo}", auth=self._auth, policy=policy,
+            s.api_url, service=f"Gitea {s.owner}/{s.repo}", auth=self._auth, policy=self.policy,
             message_of=json_message, transport=transport, sleep=sleep,
         )
         self._repo_path = f"repos/{quote(s.owner, safe='')}/{quote(s.repo, safe='')}"

@@ -23,7 +23,9 @@ from revisor.api.deps import (
     State,
     decode_cursor,
     encode_cursor,
+    none_match,
     page_limit,
+    quoted_etag,
     source_for,
 )
 from revisor.api.problems import problem
@@ -244,16 +246,6 @@ def tree(
     )
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    for candidate in header.split(","):
-        value = candidate.strip()
-        if value == "*" or value.removeprefix("W/") == etag:
-            return True
-    return False
-
-
 _BLOB_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"},
     206: {"content": {"application/octet-stream": {}}, "description": "One byte range"},
@@ -279,7 +271,7 @@ def blob(
     validate_path(path)
     commit = _resolve(src, rev)
     f = src.stored.repository.file(commit, path)
-    etag = f'"{f.id}"'
+    etag = quoted_etag(f.id)
     name = path.rsplit("/", 1)[-1]
     media = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if media.startswith("text/") or media in ("application/json", "application/xml"):
@@ -294,7 +286,7 @@ def blob(
         "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name, safe='')}",
         "X-Revisor-Commit": commit,
     }
-    if _etag_matches(if_none_match, etag):
+    if none_match(if_none_match, f.id):
         return Response(status_code=304, headers={k: headers[k] for k in ("ETag",
                                                                            "Cache-Control")})
     try:

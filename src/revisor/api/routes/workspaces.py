@@ -44,8 +44,10 @@ from revisor.api.deps import (
     authorize,
     decode_cursor,
     encode_cursor,
+    none_match,
     page_after,
     page_limit,
+    quoted_etag,
 )
 from revisor.api.problems import problem
 from revisor.api.routes.candidates import CandidateId, candidates_of
@@ -140,10 +142,6 @@ def _writing(
         owner = None
     return src.candidates.workspace(candidate_id, user, identity=owner,
                                     actor=caller.signature())
-
-
-def _quoted(etag: str) -> str:
-    return f'"{etag}"'
 
 
 def _if_match(value: str, ws: Workspace, path: str) -> str:
@@ -258,12 +256,10 @@ def _read(
         if not repo.exists(head, path):
             raise
         return JSONResponse(_listing(state, ws, head, path, limit, cursor).model_dump(mode="json"))
-    headers = {"ETag": _quoted(f.id), "X-Revisor-Mode": f"{f.mode:06o}",
+    headers = {"ETag": quoted_etag(f.id), "X-Revisor-Mode": f"{f.mode:06o}",
                "X-Revisor-Kind": f.kind.value}
-    if if_none_match is not None:
-        tags = {t.strip().removeprefix("W/").strip('"').lower() for t in if_none_match.split(",")}
-        if f.id in tags or "*" in tags:
-            return Response(status_code=304, headers=headers)
+    if none_match(if_none_match, f.id):
+        return Response(status_code=304, headers=headers)
     if f.kind is EntryKind.SUBMODULE or f.size <= STREAM_ABOVE:
         return Response(f.data, media_type="application/octet-stream", headers=headers)
     return StreamingResponse(f.stream(), media_type="application/octet-stream",
@@ -369,7 +365,7 @@ def write_file(
         etag = ws.write(path, body, if_match=wanted, executable=mode, message=message)
     created = if_match is None
     response.status_code = 201 if created else 200
-    response.headers["ETag"] = _quoted(etag)
+    response.headers["ETag"] = quoted_etag(etag)
     return WrittenOut(path=path, etag=etag, created=created, head=ws.head())
 
 
